@@ -1,0 +1,1 @@
+"""The approvals web UI: server-rendered pages reached through the gateway's origin."""

@@ -1,0 +1,81 @@
+"""The executor: performs allowed calls upstream with credentials only it can open."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from services.executor import claims
+from services.executor.credentials import load_private_key, publish_public_key
+from services.executor.handlers import HEARTBEAT_SECONDS, ExecutorHandlers, describe_failure
+from services.executor.integrations import Integrations
+from services.executor.oauth_client import OAuthClient
+from services.executor.oauth_flows import OAuthFlows
+from services.executor.oauth_registrations import ClientRegistry, operator_clients
+from services.executor.stdio import announce, load_stdio_servers
+from services.executor.token_refresh import UpstreamTokens
+from services.executor.tool_lists import ToolLists
+from services.executor.upstream import UpstreamPool
+from shared.netguard import AllowList, guarded_client
+from shared.runner import ServiceContext, ServiceSpec, instance_id
+from shared.settings import ExecutorSettings
+
+
+async def setup(ctx: ServiceContext) -> None:
+    settings = ctx.settings
+    assert isinstance(settings, ExecutorSettings)
+    key = load_private_key(settings)
+    stdio_servers = load_stdio_servers(settings)
+    allow = AllowList.parse(settings.upstream_allow)
+    mcp = UpstreamPool(allow, settings.connect_timeout_seconds)
+    http = guarded_client(allow, timeout=settings.call_timeout_seconds)
+    integrations = Integrations(
+        ctx.pool, mcp, http, stdio_servers, settings.call_timeout_seconds, settings.max_response_bytes
+    )
+    tool_lists = ToolLists(ctx.bus, ctx.pool, key, integrations, describe_failure, ctx.log)
+    mcp.on_tools_changed = tool_lists.changed
+    # Hooks run last-first: stop refreshing, then end upstream sessions (and local server processes).
+    ctx.shutdown_hooks.extend((http.aclose, mcp.close, tool_lists.close))
+    oauth = OAuthClient(allow, settings.connect_timeout_seconds)
+    registry = ClientRegistry(ctx.pool, key, oauth, operator_clients(settings))
+    tokens = UpstreamTokens(ctx.pool, key, ctx.bus, oauth, registry, settings.upstream_oauth_refresh_skew_seconds)
+    mcp.auth_for = tokens.auth_for
+    flows = OAuthFlows(ctx.pool, key, oauth, registry, tokens)
+    executor_id = instance_id(settings, "executor")
+    handlers = ExecutorHandlers(ctx.bus, ctx.pool, integrations, tool_lists, executor_id, ctx.log, oauth_tokens=tokens)
+    await claims.beat(ctx.pool, executor_id)
+    ctx.spawn(_heartbeat(ctx, executor_id), "executor-heartbeat")
+    await ctx.consume("executor-config", ("integration.installed", "integration.removed"), handlers.on_config)
+    await ctx.consume(
+        "executor-calls",
+        ("call.ruled", "call.released"),
+        handlers.on_call,
+        concurrency=32,
+        ack_wait=settings.ack_wait_seconds,
+    )
+    await ctx.serve_command("executor.refresh_tools", tool_lists.refresh_command)
+    await ctx.serve_command("executor.oauth_begin", flows.begin)
+    await ctx.serve_command("executor.oauth_complete", flows.complete)
+    await announce(ctx.bus, stdio_servers)
+    if stdio_servers:
+        ctx.log.info("executor.stdio_servers", ids=sorted(stdio_servers))
+    # Published last: gateways (and tests) take the key as the sign that the executor is ready.
+    await publish_public_key(ctx.bus, key)
+
+
+async def _heartbeat(ctx: ServiceContext, executor_id: str) -> None:
+    """Keep saying this executor is alive; a claim held by a silent executor counts as lost."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        try:
+            await claims.beat(ctx.pool, executor_id)
+        except Exception:
+            ctx.log.warning("executor.heartbeat_failed", executor_id=executor_id)
+
+
+def spec() -> ServiceSpec:
+    return ServiceSpec(name="executor", setup=setup, schema="executor", ddl=Path(__file__).with_name("schema.sql"))
+
+
+def settings() -> ExecutorSettings:
+    return ExecutorSettings()

@@ -1,0 +1,97 @@
+"""HTTP edges of the gateway: errors as JSON (never a stack trace) and authentication."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from services.gateway.principals import Principal, authenticate
+from shared.errors import AgentPortError, BadRequest, Unauthenticated
+from shared.metrics import HTTP_REQUESTS
+from shared.runner import CTX_KEY
+
+log = structlog.get_logger("gateway.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+
+PUBLIC_PATHS = frozenset(
+    {"/health", "/ready", "/metrics", "/api/auth/token", "/api/auth/callback", "/api/invitations/accept"}
+)
+
+
+def error_response(exc: AgentPortError, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(exc.to_body(), status=exc.status, headers=headers)
+
+
+def resource_metadata_url(request: web.Request) -> str:
+    base = request.app[CTX_KEY].settings.base_url.rstrip("/")  # type: ignore[attr-defined]
+    return f"{base}/.well-known/oauth-protected-resource/mcp"
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes `{"error": {"code", "message"}}` with a fitting status."""
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        response = await handler(request)
+    except AgentPortError as exc:
+        headers = None
+        if isinstance(exc, Unauthenticated) and request.path.startswith("/mcp"):
+            challenge = f'Bearer resource_metadata="{resource_metadata_url(request)}"'
+            if exc.code == "invalid_token":
+                challenge += ', error="invalid_token"'
+            headers = {"WWW-Authenticate": challenge}
+        response = error_response(exc, headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
+        response = web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+    except Exception:
+        log.exception("http.unhandled_error", path=request.path, method=request.method)
+        response = web.json_response({"error": {"code": "internal", "message": "internal error"}}, status=500)
+    HTTP_REQUESTS.labels(route, str(response.status)).inc()
+    return response
+
+
+@web.middleware
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the caller for /api and /mcp; the rest is public."""
+    path = request.path
+    if path in PUBLIC_PATHS or not (path.startswith("/api/") or path == "/mcp" or path.startswith("/mcp/")):
+        return await handler(request)
+    pool = request.app[CTX_KEY].pool
+    request[PRINCIPAL] = await authenticate(pool, request)
+    return await handler(request)
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body, or a clear 400."""
+    if not request.can_read_body:
+        return {}
+    try:
+        data = json.loads(await request.read() or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+def str_field(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"missing field {name!r}")
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"field {name!r} must be a string")
+    return value

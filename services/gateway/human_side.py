@@ -1,0 +1,32 @@
+"""Wires the human side into the gateway: people and two-factor REST, sign-in forms and the web UI proxy."""
+
+from __future__ import annotations
+
+from services.gateway.accounts import Accounts
+from services.gateway.invitations import Invitations
+from services.gateway.people_api import PeopleApi
+from services.gateway.sign_in import SignIn
+from services.gateway.totp import TwoFactor, secret_box
+from services.gateway.ui_proxy import UiProxy, shared_secret
+from shared.runner import ServiceContext
+from shared.settings import GatewaySettings
+
+
+async def setup_human_side(ctx: ServiceContext, settings: GatewaySettings, accounts: Accounts) -> TwoFactor:
+    """Add the routes humans use; returns the second-factor checker the decision endpoints need."""
+    two_factor = TwoFactor(ctx.bus, ctx.pool, secret_box(settings))
+
+    async def no_code_given(user_id: str) -> None:
+        await two_factor.require(user_id, None)
+
+    accounts.default_second_factor = no_code_given
+    invitations = Invitations(ctx.bus, ctx.pool, accounts, settings.base_url, settings.invitation_ttl_seconds)
+    secret = await shared_secret(ctx.bus)
+    ctx.state["ui_proxy_secret"] = secret
+    proxy = UiProxy(settings, ctx.bus, ctx.pool, invitations, secret)
+    await proxy.start()
+    ctx.shutdown_hooks.append(proxy.stop)
+    ctx.app.router.add_routes(PeopleApi(accounts, invitations, two_factor).routes())
+    ctx.app.router.add_routes(SignIn(settings, ctx.pool, accounts, invitations, two_factor).routes())
+    ctx.app.router.add_routes(proxy.routes())
+    return two_factor

@@ -1,0 +1,93 @@
+"""The gateway: public /mcp and REST API; turns tool calls into events and waits for their outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from services.gateway.accounts import Accounts
+from services.gateway.calls import Calls
+from services.gateway.http import auth, errors, principal
+from services.gateway.human_side import setup_human_side
+from services.gateway.integrations import Integrations
+from services.gateway.mcp_endpoint import McpEndpoint, build_server
+from services.gateway.metatools import MetaTools
+from services.gateway.oauth.routes import OAuthRoutes
+from services.gateway.projection import PROJECTED, Projection
+from services.gateway.rest import RestApi
+from services.gateway.tool_notices import ToolNotices
+from services.gateway.upstream_oauth import UpstreamSignIn
+from services.gateway.waiters import Waiters
+from shared.events import AnyEvent
+from shared.netguard import AllowList
+from shared.runner import ServiceContext, ServiceSpec
+from shared.settings import GatewaySettings
+
+VERSION = "0.1.0"
+LIVE_EVENTS = ("*",)
+
+
+async def setup(ctx: ServiceContext) -> None:
+    settings = ctx.settings
+    assert isinstance(settings, GatewaySettings)
+    projection = Projection(ctx.pool)
+    waiters = Waiters()
+    await ctx.listen(LIVE_EVENTS, waiters.on_event)
+    notices = ToolNotices()
+
+    async def tools_changed(event: AnyEvent) -> None:
+        # Applied here too (idempotently) so an agent told of the change reads it at once from any replica.
+        await projection.apply(event)
+        await notices.on_event(event)
+
+    await ctx.listen(("integration.installed", "integration.removed", "integration.tools_refreshed"), tools_changed)
+    # Replicas share one durable consumer: each event is projected once, by whichever replica pulls it.
+    await ctx.consume("gateway", PROJECTED, projection.apply, concurrency=1)
+    accounts = Accounts(ctx.bus, ctx.pool, projection)
+    integrations = Integrations(
+        ctx.bus,
+        ctx.pool,
+        waiters,
+        projection,
+        AllowList.parse(settings.upstream_allow),
+        settings.install_wait_seconds,
+    )
+    calls = Calls(ctx.bus, ctx.pool, waiters, settings.base_url, settings.keepalive_seconds)
+    meta = MetaTools(integrations, calls, settings.call_wait_seconds, settings.await_budget_seconds)
+    endpoint = McpEndpoint(build_server(meta, VERSION, notices))
+    await endpoint.start()
+    ctx.shutdown_hooks.append(endpoint.stop)
+
+    async def mcp(request: web.Request) -> web.StreamResponse:
+        return await endpoint.handle(request, principal(request))
+
+    ctx.app.router.add_route("*", "/mcp", mcp)
+    integrations.sign_in = UpstreamSignIn(settings, ctx.bus, ctx.pool, integrations)
+    ctx.app.router.add_routes(integrations.sign_in.routes())
+    # A lost upstream sign-in shows in get_auth_status at once, on every replica.
+    await ctx.listen(("integration.auth_expired",), projection.apply)
+    two_factor = await setup_human_side(ctx, settings, accounts)
+    oauth = await OAuthRoutes.create(settings, ctx.bus, ctx.pool, projection, accounts, two_factor)
+    ctx.app.router.add_routes(oauth.routes())
+    ctx.shutdown_hooks.append(oauth.close)
+    ctx.app.router.add_routes(
+        RestApi(settings, ctx.bus, accounts, integrations, calls, projection, two_factor=two_factor).routes()
+    )
+    ctx.state.update(accounts=accounts, projection=projection)
+
+
+def spec() -> ServiceSpec:
+    return ServiceSpec(
+        name="gateway",
+        setup=setup,
+        schema="gateway",
+        ddl=Path(__file__).with_name("schema.sql"),
+        middlewares=(errors, auth),
+        http_host=lambda s: s.host,
+        http_port=lambda s: s.port,
+    )
+
+
+def settings() -> GatewaySettings:
+    return GatewaySettings()
