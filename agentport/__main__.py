@@ -1,0 +1,5 @@
+import sys
+
+from agentport.main import main
+
+sys.exit(main())
