@@ -1,0 +1,68 @@
+"""Session fixtures: real NATS and PostgreSQL (from the environment, or embedded), a fresh namespace and
+database, every service running as its own process, and a counting upstream MCP server."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.stack import Stack, isolated_stack
+from tests.support.upstream import Upstream, running_upstream
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PLANTED_SECRET = "planted-" + secrets.token_hex(16)
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """NATS_URL and DATABASE_URL: from the environment, else embedded servers started for the session."""
+    nats_url, db_url = os.environ.get("NATS_URL"), os.environ.get("DATABASE_URL")
+    started = None
+    if not (nats_url and db_url):
+        from shared.embedded import start_embedded
+
+        started = start_embedded(tmp_path_factory.mktemp("embedded"), nats=not nats_url, postgres=not db_url)
+        nats_url = nats_url or started.nats_url
+        db_url = db_url or started.database_url
+    assert nats_url and db_url
+    yield {"NATS_URL": nats_url, "DATABASE_URL": db_url}
+    if started is not None:
+        started.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(infra: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """Every service, each in its own process, on a namespace and database of the session's own."""
+    workdir = tmp_path_factory.mktemp("stack")
+    async with isolated_stack(infra["NATS_URL"], infra["DATABASE_URL"], workdir, artifacts=ARTIFACTS) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+async def upstream() -> AsyncIterator[Upstream]:
+    """The counting upstream MCP server, which insists on the planted token."""
+    async with running_upstream(PLANTED_SECRET) as up:
+        yield up
+
+
+@pytest.fixture(scope="session")
+async def open_upstream() -> AsyncIterator[Upstream]:
+    """An upstream that needs no credential."""
+    async with running_upstream(None) as up:
+        yield up
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as client:
+        yield client
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Suite-wide invariant checks run after everything else has exercised the stack."""
+    items.sort(key=lambda item: item.get_closest_marker("suite_end") is not None)
