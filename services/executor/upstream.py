@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from mcp import Client
 from mcp.client._transport import TransportStreams
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from services.executor.limits import Limits, check_result_size
@@ -210,6 +211,20 @@ class UpstreamSession:
             await asyncio.wait_for(self._task, 10)
 
 
+async def _answers(client: Client, timeout: float) -> bool:
+    """Whether the server answers a ping. Any JSON-RPC answer proves it alive, even the "method not found" of
+    2026-07-28 servers, which dropped ping; only a closed connection or silence means it is gone."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await asyncio.wait_for(client.send_ping(), timeout)
+    except MCPError as exc:
+        return exc.error.code != types.CONNECTION_CLOSED
+    except Exception:
+        return False
+    return True
+
+
 class UpstreamPool:
     """Reuses one session per (org, integration) until its target changes or it ends; a dead one is replaced."""
 
@@ -237,6 +252,18 @@ class UpstreamPool:
             await self.drop(key)
             raise
 
+    async def live_client(self, key: Key, target: Target) -> Client:
+        """A client whose local server answers a ping now; a dead one is restarted before the call is sent.
+
+        A local server killed while idle is noticed only when its pipe's end is read, which can come after the
+        next call is dispatched. A ping cannot act, so retrying it is safe; the call itself is never resent.
+        """
+        client = await self.client(key, target)
+        if target.stdio is None or await _answers(client, self.connect_timeout):
+            return client
+        await self.drop(key)
+        return await self.client(key, target)
+
     def _tools_changed(self, key: Key) -> None:
         self.on_tools_changed(key)
 
@@ -251,7 +278,7 @@ class UpstreamPool:
 
     async def list_tools(self, key: Key, target: Target) -> tuple[ToolDef, ...]:
         """Every tool the upstream offers, following pagination."""
-        client = await self.client(key, target)
+        client = await self.live_client(key, target)
         tools: list[ToolDef] = []
         cursor: str | None = None
         for _ in range(_LIST_PAGE_CAP):
@@ -269,7 +296,7 @@ class UpstreamPool:
         self, key: Key, target: Target, name: str, arguments: dict[str, Any], limits: Limits, call_id: str
     ) -> types.CallToolResult:
         """Run one tool call upstream, at most once; the call id travels in `_meta` as an idempotency key."""
-        client = await self.client(key, target)
+        client = await self.live_client(key, target)
         meta = cast(types.RequestParamsMeta, {CALL_ID_META_KEY: call_id})
         try:
             async with asyncio.timeout(limits.timeout + 1.0):
