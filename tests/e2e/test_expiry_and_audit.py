@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 import asyncpg
 import httpx
 
 from tests.e2e.conftest import World
-from tests.support.agentport import add_custom_upstream, call, decide, mcp_client, new_tenant, set_mode
+from tests.support.agentport import add_custom_upstream, audited, call, decide, mcp_client, new_tenant, set_mode
 from tests.support.upstream import Upstream
 
 
@@ -61,7 +60,7 @@ async def test_every_call_has_one_terminal_audit_entry_with_its_story(world: Wor
         approved = await call(client, "await_approval", request_id=held["approval_request_id"])
     assert allowed["status"] == approved["status"] == "executed"
 
-    story = await _wait_story(http, world, held["call_id"])
+    story = await audited(http, world.tenant, held["call_id"], finished=True)
     summary = story["summary"]
     assert summary["status"] == "completed"
     assert summary["actor"]["kind"] == "api_key" and summary["actor"]["name"] == "agent"
@@ -93,7 +92,7 @@ async def test_every_call_has_one_terminal_audit_entry_with_its_story(world: Wor
     ]
     assert len(terminal) == 1 and terminal[0]["entry"]["summary"]["status"] == "completed"
 
-    allowed_story = await _wait_story(http, world, allowed["call_id"])
+    allowed_story = await audited(http, world.tenant, allowed["call_id"], finished=True)
     assert allowed_story["summary"]["verdict"] == "allow" and allowed_story["summary"]["rule"] == "tool_mode:allow"
 
     listed = (
@@ -101,15 +100,6 @@ async def test_every_call_has_one_terminal_audit_entry_with_its_story(world: Wor
     ).json()
     assert any(item["call_id"] == held["call_id"] for item in listed["items"])
     assert all(item["tool_name"] == "add" and item["status"] == "completed" for item in listed["items"])
-
-
-async def _wait_story(http: httpx.AsyncClient, world: World, call_id: str) -> dict:  # type: ignore[type-arg]
-    for _ in range(100):
-        r = await http.get(f"/api/logs/{call_id}", headers=world.tenant.human)
-        if r.status_code == 200 and r.json()["summary"].get("finished_at"):
-            return r.json()  # type: ignore[no-any-return]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no finished audit entry for {call_id}")
 
 
 async def test_the_audit_log_refuses_edits_and_verify_detects_tampering(

@@ -206,8 +206,16 @@ async def test_a_duplicated_allow_event_runs_the_call_once_and_ends_it_once(
         await nc.close()
         world.stack.stop("executor#2")
     assert outcome["status"] == "executed", outcome
-    await asyncio.sleep(1.0)
-    story = (await http.get(f"/api/logs/{call_id}", headers=world.tenant.human)).json()
-    terminal = [e["type"] for e in story["events"] if e["type"] in ("call.completed", "call.failed")]
+
+    async def terminal_events() -> list[str]:
+        story = (await http.get(f"/api/logs/{call_id}", headers=world.tenant.human)).json()
+        return [e["type"] for e in story["events"] if e["type"] in ("call.completed", "call.failed")]
+
+    for _ in range(100):  # the audit log catches up
+        if await terminal_events():
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # room for a second ending, which must never come
+    terminal = await terminal_events()
     assert terminal == ["call.completed"], terminal
     assert world.upstream.count("slow", tag=tag) == 1

@@ -17,7 +17,7 @@ import pytest
 from tests.gateway.humans import browser_login
 from tests.integrations.changing_upstream import ChangingUpstream, running_changing_upstream
 from tests.integrations.conftest import eventually
-from tests.support.agentport import Tenant, add_custom_upstream, call, decide, mcp_client, new_tenant, set_mode
+from tests.support.agentport import Tenant, add_custom_upstream, audited, call, decide, mcp_client, new_tenant, set_mode
 from tests.support.stack import Stack
 
 
@@ -59,8 +59,20 @@ async def test_a_tool_the_upstream_adds_is_listed_needs_approval_and_agents_are_
         modern.listen(tools_list_changed=True) as subscription,
     ):
         held = await call(legacy, "call_tool", integration_id="bank", tool_name="transfer", arguments={"amount": 1})
-        waiting = asyncio.create_task(call(legacy, "await_approval", request_id=held["approval_request_id"]))
-        await asyncio.sleep(0.5)  # the legacy client's request is open and waiting
+        open_at_gateway = asyncio.Event()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            open_at_gateway.set()
+
+        waiting = asyncio.create_task(
+            legacy.call_tool(
+                "agentport__await_approval",
+                {"request_id": held["approval_request_id"]},
+                progress_callback=on_progress,
+            )
+        )
+        # A keep-alive tick proves the legacy client's request is open and waiting at the gateway.
+        await asyncio.wait_for(open_at_gateway.wait(), 20)
 
         changing.set_tool(lambda: "balance: 10", "balance", "Read the account balance.")
         await changing.announce()
@@ -134,7 +146,7 @@ async def test_a_changed_allowed_tool_needs_approval_again_with_the_change_shown
     assert page.status_code == 200, page.text
     assert "This tool changed upstream" in page.text
     assert "Move an amount to any account." in html.unescape(page.text)
-    story = (await http.get(f"/api/logs/{after['call_id']}", headers=tenant.human)).json()
+    story = await audited(http, tenant, after["call_id"])
     assert story["summary"]["rule"] == "tool_changed:require_approval"
     assert await audited_tool_change(stack, tenant, "transfer")
 

@@ -3,7 +3,6 @@ and humans see connected clients and revoke them."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from tests.oauth.clients import Human, RawClient, pkce, redirect_params
 from tests.oauth.conftest import Seen
-from tests.support.agentport import Tenant, add_custom_upstream, call, mcp_client
+from tests.support.agentport import Tenant, add_custom_upstream, audited, call, mcp_client
 from tests.support.stack import Stack
 from tests.support.upstream import Upstream, running_upstream
 
@@ -42,17 +41,6 @@ async def connected_client(
     return {**tokens, "client_id": raw.client_id}
 
 
-async def logged(http: httpx.AsyncClient, tenant: Tenant, call_id: str) -> dict[str, Any]:
-    """The call's audit story, once the audit service has appended it."""
-    for _ in range(50):
-        r = await http.get(f"/api/logs/{call_id}", headers=tenant.human)
-        if r.status_code == 200:
-            story: dict[str, Any] = r.json()
-            return story
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"call {call_id} never reached the audit log")
-
-
 async def test_oauth_client_calls_tools_and_the_audit_log_names_it(
     stack: Stack, tenant: Tenant, seen: Seen, open_upstream: Upstream
 ) -> None:
@@ -73,7 +61,7 @@ async def test_oauth_client_calls_tools_and_the_audit_log_names_it(
                 arguments={"name": "x"},
                 additional_info="Delete the scratch repository",
             )
-        story = await logged(http, tenant, held["call_id"])
+        story = await audited(http, tenant, held["call_id"])
         forbidden = [
             await http.put(f"/api/tool-settings/{integration}/delete_repo", json={"mode": "allow"}, headers=bearer),
             await http.post(f"/api/tool-approvals/requests/{held['approval_request_id']}/approve-once", headers=bearer),

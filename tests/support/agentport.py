@@ -139,5 +139,20 @@ async def decide(
     return await http.post(f"/api/tool-approvals/requests/{request_id}/{decision}", json=body, headers=tenant.human)
 
 
+async def audited(
+    http: httpx.AsyncClient, tenant: Tenant, call_id: str, *, finished: bool = False, timeout: float = 20.0
+) -> dict[str, Any]:
+    """The call's audit story once the audit service has appended it (and, with `finished`, its ending)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        r = await http.get(f"/api/logs/{call_id}", headers=tenant.human)
+        if r.status_code == 200 and (not finished or r.json()["summary"].get("finished_at")):
+            story: dict[str, Any] = r.json()
+            return story
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"call {call_id} not in the audit log after {timeout:g}s: {r.status_code} {r.text}")
+        await asyncio.sleep(0.1)
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
