@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -72,11 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except CliError as exc:
-        print(f"agentport: {exc.message}", file=sys.stderr)
-        return exc.code
+        return _failed(args, exc)
     except AgentPortError as exc:
-        print(f"agentport: {exc.message}", file=sys.stderr)
-        return ERROR
+        return _failed(args, CliError(exc.message, ERROR, exc.code))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -86,8 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.command == "serve":
             raise
-        print(f"agentport: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return ERROR
+        return _failed(args, CliError(f"unexpected error: {type(exc).__name__}: {exc}", ERROR, "internal"))
+
+
+def _failed(args: argparse.Namespace, exc: CliError) -> int:
+    """One line on stderr; with `--json`, the same failure as JSON on stdout for scripts."""
+    print(f"agentport: {exc.message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps(exc.as_json()))
+    return exc.code
 
 
 def _client(args: argparse.Namespace) -> int:

@@ -60,13 +60,20 @@ class Gateway:
         try:
             response = self.http.request(method, path, params=params, **kwargs)
         except httpx.ConnectError as exc:
-            raise CliError(f"cannot reach the AgentPort gateway at {self.url} (is it running? `make run`)") from exc
+            raise CliError(
+                f"cannot reach the AgentPort gateway at {self.url} (is it running? `make run`)",
+                error_code="unavailable",
+            ) from exc
         except httpx.TimeoutException as exc:
-            raise CliError(f"the AgentPort gateway at {self.url} did not answer in time") from exc
+            raise CliError(f"the AgentPort gateway at {self.url} did not answer in time", error_code="timeout") from exc
         except httpx.HTTPError as exc:
-            raise CliError(f"talking to the AgentPort gateway at {self.url} failed: {exc}") from exc
+            raise CliError(
+                f"talking to the AgentPort gateway at {self.url} failed: {exc}", error_code="unavailable"
+            ) from exc
         if response.status_code >= 400:
-            raise CliError(self._error_line(response))
+            raise CliError(self._error_line(response), error_code=_error_code(response))
+        if response.status_code == 204 or not response.content:
+            return None
         try:
             return response.json()
         except ValueError as exc:
@@ -89,3 +96,12 @@ class Gateway:
         elif response.status_code == 403 and self.credential and self.credential.kind == "api_key":
             message += " (log in as a human: `agentport login --email you@example.com`)"
         return message
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The gateway's error code (`not_found`, `forbidden`, ...), else one derived from the HTTP status."""
+    try:
+        code = (response.json().get("error") or {}).get("code")
+    except (ValueError, AttributeError):
+        code = None
+    return str(code) if code else f"http_{response.status_code}"

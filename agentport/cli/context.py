@@ -45,7 +45,8 @@ class Context:
             if found is None:
                 raise CliError(
                     "not logged in: run `agentport login --api-key KEY` (agents) or "
-                    "`agentport login --email EMAIL` (humans), or set AGENTPORT_API_KEY"
+                    "`agentport login --email EMAIL` (humans), or set AGENTPORT_API_KEY",
+                    error_code="not_logged_in",
                 )
             self._gateway = Gateway(self.url, found)
         return self._gateway

@@ -20,16 +20,24 @@ STATUS_EXIT = {
 
 
 class CliError(Exception):
-    """A failure shown to the user as one line, `agentport: <message>`, with its exit code."""
+    """A failure shown to the user as one line, `agentport: <message>`, with its exit code.
 
-    def __init__(self, message: str, code: int = ERROR) -> None:
+    `error_code` names the failure for `--json` readers (the gateway's own code when it gave one).
+    """
+
+    def __init__(self, message: str, code: int = ERROR, error_code: str = "error") -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.error_code = error_code
+
+    def as_json(self) -> dict[str, object]:
+        """What `--json` prints on stdout for this failure."""
+        return {"status": "error", "error": {"code": self.error_code, "message": self.message}}
 
 
 class UsageError(CliError):
     """Bad input that the gateway never saw: exit code 2."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, USAGE)
+        super().__init__(message, USAGE, "usage")

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.cli.conftest import Ran, Shell, World
 
 
-def one_line(ran: Ran) -> str:
+def one_line(ran: Ran, *, json_out: bool = False) -> str:
     assert "Traceback" not in ran.stderr, ran
     assert ran.stderr.count("\n") == 1, ran
-    assert ran.stdout == "", ran
+    if not json_out:
+        assert ran.stdout == "", ran
     return ran.stderr.strip()
+
+
+def json_error(ran: Ran) -> dict[str, str]:
+    """With `--json`, a failure is also a JSON object on stdout, for scripts."""
+    body = json.loads(ran.stdout)
+    assert body["status"] == "error", body
+    assert f"agentport: {body['error']['message']}" == ran.stderr.strip()
+    return dict(body["error"])
 
 
 async def test_not_logged_in_exits_1(offline: Shell) -> None:
@@ -24,7 +35,9 @@ async def test_gateway_down_exits_1(offline: Shell) -> None:
     url = offline.env["AGENTPORT_URL"]
     ran = await offline.run("tools", "list", "--json", env={"AGENTPORT_API_KEY": "ap_whatever"})
     assert ran.code == 1
-    assert one_line(ran) == f"agentport: cannot reach the AgentPort gateway at {url} (is it running? `make run`)"
+    line = one_line(ran, json_out=True)
+    assert line == f"agentport: cannot reach the AgentPort gateway at {url} (is it running? `make run`)"
+    assert json_error(ran)["code"] == "unavailable"
 
 
 @pytest.mark.parametrize(
@@ -58,6 +71,15 @@ async def test_unknown_integration_gives_the_gateways_message(world: World) -> N
     assert call.code == install.code == 1
     assert one_line(call).startswith("agentport: integration 'nope' is not installed")
     assert one_line(install).startswith("agentport: no integration 'nope'")
+
+
+async def test_json_failures_are_json_on_stdout_with_the_gateways_code(world: World, offline: Shell) -> None:
+    unknown = await world.agent.run("tools", "call", "nope", "echo", "--arg", "text=x", "--json")
+    no_login = await offline.run("integrations", "list", "--json")
+    assert unknown.code == no_login.code == 1
+    one_line(unknown, json_out=True)
+    assert json_error(unknown)["code"] == "not_found"
+    assert json_error(no_login)["code"] == "not_logged_in"
 
 
 async def test_arguments_that_break_the_schema_name_the_field(world: World) -> None:
