@@ -40,15 +40,23 @@ def serve_all(data_dir: Path) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
+        # Each service's /health, /ready and /metrics on the ports after the gateway's (or after
+        # AGENTPORT_HEALTH_PORT when the operator moves them).
+        first_health = int(os.environ.get("AGENTPORT_HEALTH_PORT") or gateway.port)
+        ready_urls = [f"http://{gateway.host}:{gateway.port}/ready"]
         for offset, name in enumerate(SERVICE_NAMES):
             child_env = dict(env)
-            if name != "gateway" and "AGENTPORT_HEALTH_PORT" not in os.environ:
-                child_env["AGENTPORT_HEALTH_PORT"] = str(gateway.port + offset)
+            if name != "gateway":
+                child_env["AGENTPORT_HEALTH_PORT"] = str(first_health + offset)
+                ready_urls.append(f"http://127.0.0.1:{first_health + offset}/ready")
             children[name] = subprocess.Popen(  # noqa: S603
                 [sys.executable, "-m", "agentport", "serve", name], env=child_env, start_new_session=True
             )
         base = gateway.base_url.rstrip("/")
-        _wait_ready(f"http://{gateway.host}:{gateway.port}/ready", children)
+        failed = _wait_ready(ready_urls, children)
+        if failed is not None:
+            print(f"agentport: {failed}; stopping", file=sys.stderr, flush=True)
+            return 1
         print(
             f"AgentPort is running.\n  Web UI:        {base}/\n  MCP endpoint:  {base}/mcp\n"
             f"  Data:          {data_dir.resolve()}\nPress Ctrl-C to stop.",
@@ -62,7 +70,7 @@ def serve_all(data_dir: Path) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
-                    stopping = True
+                    return 1
             time.sleep(0.2)
     finally:
         for child in children.values():
@@ -79,16 +87,23 @@ def serve_all(data_dir: Path) -> int:
     return 0
 
 
-def _wait_ready(url: str, children: dict[str, subprocess.Popen[bytes]], timeout: float = 120.0) -> None:
-    """Block until the gateway answers /ready, so the printed URLs work when they appear."""
+def _wait_ready(urls: list[str], children: dict[str, subprocess.Popen[bytes]], timeout: float = 120.0) -> str | None:
+    """Block until every service answers /ready, so the printed URLs work when they appear; else say why not."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(child.poll() is not None for child in children.values()):
-            return
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
+    waiting = list(urls)
+    while waiting and time.monotonic() < deadline:
+        for name, child in children.items():
+            if child.poll() is not None:
+                return f"the {name} service exited with code {child.returncode} while starting"
+        waiting = [url for url in waiting if not _answers_ready(url)]
+        if waiting:
+            time.sleep(0.2)
+    return f"not ready after {timeout:g} seconds: {', '.join(waiting)}" if waiting else None
+
+
+def _answers_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False

@@ -157,6 +157,21 @@ async def start_stack(env: dict[str, str], workdir: Path) -> Stack:
 
 
 @contextlib.asynccontextmanager
+async def fresh_namespace(nats_url: str, database_url: str, prefix: str = "t") -> AsyncIterator[tuple[str, str]]:
+    """A new namespace with a database of its own, as (namespace, database URL); both are removed afterwards."""
+    ns = prefix + secrets.token_hex(5)
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{ns}"')
+    await admin.close()
+    parts = urlsplit(database_url)
+    own_db = urlunsplit((parts.scheme, parts.netloc, f"/{ns}", parts.query, parts.fragment))
+    try:
+        yield ns, own_db
+    finally:
+        await _remove_namespace(nats_url, database_url, ns)
+
+
+@contextlib.asynccontextmanager
 async def isolated_stack(
     nats_url: str,
     database_url: str,
@@ -170,25 +185,19 @@ async def isolated_stack(
 
     Service logs are copied to `artifacts/<namespace>/` when given.
     """
-    ns = prefix + secrets.token_hex(5)
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{ns}"')
-    await admin.close()
-    parts = urlsplit(database_url)
-    own_db = urlunsplit((parts.scheme, parts.netloc, f"/{ns}", parts.query, parts.fragment))
-    stack: Stack | None = None
-    try:
-        stack = await start_stack({**stack_env(ns, nats_url, own_db, workdir), **(extra_env or {})}, workdir)
-        yield stack
-    finally:
-        if stack is not None:
-            stack.stop_all()
-        if artifacts is not None:
-            target = artifacts / ns
-            target.mkdir(parents=True, exist_ok=True)
-            for log in workdir.glob("*.log"):
-                shutil.copy(log, target / log.name)
-        await _remove_namespace(nats_url, database_url, ns)
+    async with fresh_namespace(nats_url, database_url, prefix) as (ns, own_db):
+        stack: Stack | None = None
+        try:
+            stack = await start_stack({**stack_env(ns, nats_url, own_db, workdir), **(extra_env or {})}, workdir)
+            yield stack
+        finally:
+            if stack is not None:
+                stack.stop_all()
+            if artifacts is not None:
+                target = artifacts / ns
+                target.mkdir(parents=True, exist_ok=True)
+                for log in workdir.glob("*.log"):
+                    shutil.copy(log, target / log.name)
 
 
 async def _remove_namespace(nats_url: str, database_url: str, ns: str) -> None:
