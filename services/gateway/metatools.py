@@ -12,7 +12,7 @@ import structlog
 from services.gateway.calls import Calls, Progress, validate_arguments
 from services.gateway.integrations import Integrations
 from services.gateway.principals import Principal
-from shared.errors import AgentPortError
+from shared.errors import AgentPortError, BadRequest
 
 log = structlog.get_logger("gateway.metatools")
 
@@ -102,7 +102,7 @@ async def _start_oauth(m: MetaTools, who: Principal, a: dict[str, Any], _: Progr
 async def _list_tools(m: MetaTools, who: Principal, a: dict[str, Any], _: Progress | None) -> dict[str, Any]:
     if a.get("refresh"):
         if not a.get("integration_id"):
-            return {"status": "error", "message": "refresh needs an integration_id: name the integration to re-read"}
+            raise BadRequest("refresh needs an integration_id: name the integration to re-read")
         await m.integrations.refresh(who, a["integration_id"])
     tools = await m.integrations.tools(who.org_id, a.get("integration_id"), a.get("query"))
     return {"status": "ok", "tools": tools, "count": len(tools)}
@@ -203,7 +203,7 @@ TOOLS: tuple[MetaTool, ...] = (
         "the approval_url with a human and immediately call agentport__await_approval.",
         _schema(
             {"integration_id": _STR, "tool_name": _STR, "arguments": {"type": "object"}, "additional_info": _OPT},
-            ("integration_id", "tool_name"),
+            ("integration_id", "tool_name", "arguments"),
         ),
         _call,
     ),
