@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,7 +31,8 @@ class GatewaySettings(CommonSettings):
 
     host: str = "127.0.0.1"
     port: int = 4747
-    base_url: str = "http://127.0.0.1:4747"
+    # Empty: built from host and port (http://127.0.0.1:4747 by default), so links follow a moved port.
+    base_url: str = ""
     await_budget_seconds: float = Field(default=240.0, gt=0)
     call_wait_seconds: float = Field(default=60.0, gt=0)
     keepalive_seconds: float = Field(default=10.0, gt=0)
@@ -48,6 +49,15 @@ class GatewaySettings(CommonSettings):
     internal_url: str = ""  # How other services reach this gateway; empty: its bound address.
     secret_key: SecretStr | None = None  # Encrypts two-factor secrets at rest; empty: a key file in data_dir.
     invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+
+    @model_validator(mode="after")
+    def _default_base_url(self) -> GatewaySettings:
+        if not self.base_url:
+            # A wildcard bind is reachable on loopback; links must name an address a browser can open.
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+            self.base_url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        self.base_url = self.base_url.rstrip("/")
+        return self
 
 
 class PolicySettings(CommonSettings):
