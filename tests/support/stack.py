@@ -142,18 +142,30 @@ def pick_port() -> int:
     return free_port()
 
 
-async def start_stack(env: dict[str, str], workdir: Path) -> Stack:
-    """Every service as its own process, returned once all are ready and the executor has its key."""
-    stack = Stack(env=env, workdir=workdir, gateway_port=pick_port())
-    for name in SERVICES:
-        stack.start(name)
-    try:
-        await asyncio.gather(*(stack.wait_ready(url) for url in stack.urls.values()))
-        await stack.wait_consumers()
-    except BaseException:
-        stack.stop_all()
-        raise
-    return stack
+async def start_stack(env: dict[str, str], workdir: Path, attempts: int = 2) -> Stack:
+    """Every service as its own process, returned once all are ready and the executor has its key.
+
+    A port picked free can be taken by another process before a service binds it; such a start is retried
+    once on new ports rather than failing every test of the session.
+    """
+    for attempt in range(1, attempts + 1):
+        stack = Stack(env=env, workdir=workdir, gateway_port=pick_port())
+        for name in SERVICES:
+            stack.start(name)
+        try:
+            await asyncio.gather(*(stack.wait_ready(url) for url in stack.urls.values()))
+            await stack.wait_consumers()
+        except Exception as exc:
+            stack.stop_all()
+            if attempt == attempts:
+                raise
+            print(f"stack start failed (attempt {attempt}), retrying on new ports: {exc}", file=sys.stderr)
+        except BaseException:
+            stack.stop_all()
+            raise
+        else:
+            return stack
+    raise AssertionError("unreachable")
 
 
 @contextlib.asynccontextmanager
