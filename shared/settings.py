@@ -54,7 +54,7 @@ class GatewaySettings(CommonSettings):
     def _default_base_url(self) -> GatewaySettings:
         if not self.base_url:
             # A wildcard bind is reachable on loopback; links must name an address a browser can open.
-            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
             self.base_url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
         self.base_url = self.base_url.rstrip("/")
         return self

@@ -57,7 +57,7 @@ def list_requests(args: argparse.Namespace, ctx: Context) -> int:
             output.when(r["expires_at"] if r["status"] == "pending" else r.get("decided_at")),
             r.get("additional_info"),
         )
-        for r in data["items"]
+        for r in data
     ]
     empty = "No pending approval requests." if status == "pending" else "No approval requests."
     output.table(rows, ("REQUEST", "STATUS", "TOOL", "REQUESTED BY", "EXPIRES/DECIDED", "INFO"), empty)

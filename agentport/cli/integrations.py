@@ -71,8 +71,7 @@ def list_installed(args: argparse.Namespace, ctx: Context) -> int:
         output.emit_json(data)
         return OK
     rows = [
-        (i["integration_id"], i["name"], i["status"], i["tool_count"], i["auth_method"], i.get("error"))
-        for i in data["items"]
+        (i["integration_id"], i["name"], i["status"], i["tool_count"], i["auth_method"], i.get("error")) for i in data
     ]
     output.table(
         rows,
@@ -89,7 +88,7 @@ def list_available(args: argparse.Namespace, ctx: Context) -> int:
         return OK
     rows = [
         (i["id"], i.get("name"), i.get("type"), i.get("auth_methods"), i.get("installed"), i.get("description"))
-        for i in data["items"]
+        for i in data
     ]
     output.table(rows, ("INTEGRATION", "NAME", "TYPE", "AUTH", "INSTALLED", "DESCRIPTION"), "No integrations match.")
     return OK
@@ -154,7 +153,7 @@ def remove_one(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def status_one(args: argparse.Namespace, ctx: Context) -> int:
-    items = ctx.gateway().get("/api/installed")["items"]
+    items = ctx.gateway().get("/api/installed")
     found = [i for i in items if i["integration_id"] == args.integration]
     if not found:
         raise CliError(f"integration {args.integration!r} is not installed; see `agentport integrations list`")

@@ -33,7 +33,7 @@ def list_keys(args: argparse.Namespace, ctx: Context) -> int:
             output.when(k["created_at"]),
             output.when(k.get("revoked_at")) or "active",
         )
-        for k in data["items"]
+        for k in data
     ]
     output.table(rows, ("ID", "NAME", "PREFIX", "CREATED", "REVOKED"), "No API keys.")
     return OK
@@ -50,9 +50,9 @@ def create_key(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def revoke_key(args: argparse.Namespace, ctx: Context) -> int:
-    data = ctx.gateway().delete(f"/api/api-keys/{quote(args.key_id, safe='')}")
+    ctx.gateway().delete(f"/api/api-keys/{quote(args.key_id, safe='')}")
     if ctx.json:
-        output.emit_json({"id": args.key_id, **data})
+        output.emit_json({"id": args.key_id, "status": "revoked"})
     else:
         print(f"Revoked {args.key_id}.")
     return OK

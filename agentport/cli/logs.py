@@ -53,7 +53,7 @@ def show_logs(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json:
         output.emit_json(page)
         return OK
-    output.table([_row(s) for s in reversed(page["items"])], HEADERS, "No calls logged yet.")
+    output.table([_row(s) for s in reversed(page)], HEADERS, "No calls logged yet.")
     return OK
 
 
@@ -124,10 +124,10 @@ def _follow(ctx: Context, filters: dict[str, Any], last: int) -> int:
     try:
         if not ctx.json:
             _line(HEADERS)
-        emit(fresh(ctx.gateway().get("/api/logs", **filters, limit=FOLLOW_BATCH)["items"])[-last:])
+        emit(fresh(ctx.gateway().get("/api/logs", **filters, limit=FOLLOW_BATCH))[-last:])
         while True:
             time.sleep(FOLLOW_SECONDS)
-            emit(fresh(ctx.gateway().get("/api/logs", **filters, limit=FOLLOW_BATCH)["items"]))
+            emit(fresh(ctx.gateway().get("/api/logs", **filters, limit=FOLLOW_BATCH)))
     except KeyboardInterrupt:
         return OK
 

@@ -64,7 +64,7 @@ def list_tools(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json:
         output.emit_json(data)
         return OK
-    rows = [(t["integration_id"], t["name"], t["mode"], t.get("description")) for t in data["items"]]
+    rows = [(t["integration_id"], t["name"], t["mode"], t.get("description")) for t in data]
     output.table(rows, ("INTEGRATION", "TOOL", "MODE", "DESCRIPTION"), "No tools found.")
     return OK
 
@@ -195,5 +195,5 @@ def set_mode(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json:
         output.emit_json(tool)
     else:
-        print(f"{tool['integration_id']} / {tool['name']} is now {tool['mode']}")
+        print(f"{tool['integration_id']} / {tool['tool_name']} is now {tool['mode']}")
     return OK

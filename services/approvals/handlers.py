@@ -67,17 +67,19 @@ class ApprovalHandlers:
             raise NotFound(f"no approval request {payload['request_id']}")
         return requests.public_view(row)
 
-    async def list_command(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
-        status = payload.get("status")
-        limit = min(int(payload.get("limit") or 100), 500)
+    async def list_command(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A page of an org's requests, newest first, with the total that match."""
+        limit = max(1, min(int(payload.get("limit") or 100), 500))
+        offset = max(0, int(payload.get("offset") or 0))
         rows = await self.pool.fetch(
-            """SELECT * FROM requests WHERE org_id=$1 AND ($2::text IS NULL OR status=$2)
-               ORDER BY created_at DESC LIMIT $3""",
+            """SELECT *, count(*) OVER () AS total FROM requests WHERE org_id=$1 AND ($2::text IS NULL OR status=$2)
+               ORDER BY created_at DESC, request_id LIMIT $3 OFFSET $4""",
             str(payload["org_id"]),
-            status,
+            payload.get("status"),
             limit,
+            offset,
         )
-        return [requests.public_view(r) for r in rows]
+        return {"items": [requests.public_view(r) for r in rows], "total": rows[0]["total"] if rows else 0}
 
     async def sweep(self) -> None:
         """Expire what is due and re-announce anything a crash left unpublished."""

@@ -135,6 +135,7 @@ class Accounts:
                 "id": r["key_id"],
                 "name": r["name"],
                 "prefix": r["prefix"],
+                "key_prefix": r["prefix"],
                 "user_id": r["user_id"],
                 "created_at": r["created_at"].isoformat(),
                 "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None,

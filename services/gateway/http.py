@@ -69,6 +69,17 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+@web.middleware
+async def plain_text(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A NUL character in a path or query parameter is a 400: no id or filter has one, and PostgreSQL cannot
+    store it."""
+    for where, params in (("path", request.match_info), ("query", request.query)):
+        for name, value in params.items():
+            if "\x00" in value:
+                raise BadRequest(f"{where} parameter {name!r} must not contain NUL characters")
+    return await handler(request)
+
+
 def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
@@ -95,3 +106,12 @@ def str_field(data: dict[str, Any], name: str, *, required: bool = True) -> str 
     if not isinstance(value, str):
         raise BadRequest(f"field {name!r} must be a string")
     return value
+
+
+def agreed(given: dict[str, Any]) -> Any:
+    """One value that may come under several names: the one given, or None; different values are a 400."""
+    present = {name: value for name, value in given.items() if value is not None}
+    values = list(present.values())
+    if any(value != values[0] for value in values[1:]):
+        raise BadRequest(f"{' and '.join(map(repr, present))} differ; send one of them")
+    return values[0] if values else None

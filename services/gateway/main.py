@@ -8,7 +8,7 @@ from aiohttp import web
 
 from services.gateway.accounts import Accounts
 from services.gateway.calls import Calls
-from services.gateway.http import auth, errors, principal
+from services.gateway.http import auth, errors, plain_text, principal
 from services.gateway.human_side import setup_human_side
 from services.gateway.integrations import Integrations
 from services.gateway.mcp_endpoint import McpEndpoint, build_server
@@ -83,7 +83,7 @@ def spec() -> ServiceSpec:
         setup=setup,
         schema="gateway",
         ddl=Path(__file__).with_name("schema.sql"),
-        middlewares=(errors, auth),
+        middlewares=(errors, auth, plain_text),
         http_host=lambda s: s.host,
         http_port=lambda s: s.port,
     )

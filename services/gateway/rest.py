@@ -6,11 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
+from services.gateway import query
 from services.gateway.accounts import Accounts
 from services.gateway.calls import Calls, Channel
-from services.gateway.http import json_body, principal, str_field
+from services.gateway.http import agreed, json_body, principal, str_field
 from services.gateway.integrations import Integrations
 from services.gateway.principals import DECIDE, MANAGE, READ
+from services.gateway.rest_views import created_key_view, listed, paged, setting_view, tool_view
 from services.gateway.roles import require_manager_if_human
 from services.gateway.totp import TwoFactor
 from shared.bus import Bus
@@ -19,7 +21,9 @@ from shared.events import AuthSpec, OrgSettingsUpdated
 from shared.settings import GatewaySettings
 
 DECISION_PATHS = {"approve-once": "approve_once", "allow-tool": "allow_tool", "deny": "deny"}
-LOG_FILTERS = ("integration_id", "tool_name", "status", "actor_id", "since", "until", "limit", "offset")
+LOG_FILTERS = ("integration_id", "tool_name", "status", "actor_id")
+LOG_TIMES = ("since", "until")
+LOGS_PAGE, REQUESTS_PAGE = 50, 100
 
 
 class RestApi:
@@ -109,7 +113,7 @@ class RestApi:
     async def list_keys(self, request: web.Request) -> web.Response:
         who = principal(request)
         who.require_human(MANAGE, "manage API keys")
-        return web.json_response({"items": await self.accounts.list_keys(who.org_id)})
+        return listed(await self.accounts.list_keys(who.org_id))
 
     async def create_key(self, request: web.Request) -> web.Response:
         who = principal(request)
@@ -117,29 +121,21 @@ class RestApi:
         body = await json_body(request)
         assert who.actor.user_id is not None
         key = await self.accounts.create_key(who.actor.user_id, str_field(body, "name") or "", who.actor)
-        return web.json_response(
-            {
-                "id": key.key_id,
-                "name": key.name,
-                "prefix": key.prefix,
-                "key": key.key,
-                "message": "Store this key now: it is shown only once.",
-            },
-            status=201,
-        )
+        return web.json_response(created_key_view(key), status=201)
 
     async def revoke_key(self, request: web.Request) -> web.Response:
         who = principal(request)
         who.require_human(MANAGE, "manage API keys")
         await self.accounts.revoke_key(who.org_id, request.match_info["key_id"], who.actor)
-        return web.json_response({"status": "revoked"})
+        return web.Response(status=204)
 
     # --- integrations ------------------------------------------------------------------------
 
     async def catalog(self, request: web.Request) -> web.Response:
         who = principal(request)
-        items = await self.integrations.available(who.org_id, request.query.get("type"), request.query.get("query"))
-        return web.json_response({"items": items, "count": len(items)})
+        return listed(
+            await self.integrations.available(who.org_id, query.text(request, "type"), query.text(request, "query"))
+        )
 
     async def integration(self, request: web.Request) -> web.Response:
         who = principal(request)
@@ -177,11 +173,12 @@ class RestApi:
         """Read an installed integration's tools from the upstream now."""
         who = principal(request)
         require_manager_if_human(who, "refresh integrations")
-        return web.json_response(await self.integrations.refresh(who, request.match_info["integration_id"]))
+        refreshed = await self.integrations.refresh(who, request.match_info["integration_id"])
+        return web.json_response({**refreshed, "tools": [tool_view(t) for t in refreshed["tools"]]})
 
     async def list_installed(self, request: web.Request) -> web.Response:
         who = principal(request)
-        return web.json_response({"items": await self.integrations.list_installed(who.org_id)})
+        return listed(await self.integrations.list_installed(who.org_id))
 
     async def installed_one(self, request: web.Request) -> web.Response:
         who = principal(request)
@@ -212,22 +209,24 @@ class RestApi:
 
     async def tools(self, request: web.Request) -> web.Response:
         who = principal(request)
-        items = await self.integrations.tools(
-            who.org_id, request.query.get("integration_id"), request.query.get("query")
+        tools = await self.integrations.tools(
+            who.org_id, query.text(request, "integration_id"), query.text(request, "query")
         )
-        return web.json_response({"items": items, "count": len(items)})
+        return listed([tool_view(t) for t in tools])
 
     async def describe_tool(self, request: web.Request) -> web.Response:
         who = principal(request)
         m = request.match_info
-        return web.json_response(await self.integrations.describe(who.org_id, m["integration_id"], m["tool_name"]))
+        return web.json_response(
+            tool_view(await self.integrations.describe(who.org_id, m["integration_id"], m["tool_name"]))
+        )
 
     async def call_tool(self, request: web.Request) -> web.Response:
         who = principal(request)
         body = await json_body(request)
-        arguments = body.get("arguments") or {}
+        arguments = agreed({"arguments": body.get("arguments"), "args": body.get("args")}) or {}
         if not isinstance(arguments, dict):
-            raise BadRequest("arguments must be a JSON object")
+            raise BadRequest("arguments (or args) must be a JSON object")
         channel: Channel = "cli" if request.headers.get("X-AgentPort-Client") == "cli" else "rest"
         result = await self.calls.call_tool(
             who,
@@ -236,15 +235,14 @@ class RestApi:
             arguments,
             str_field(body, "additional_info", required=False),
             channel,
-            _budget(request, self.settings.call_wait_seconds),
+            query.seconds(request, body, self.settings.call_wait_seconds),
         )
         return web.json_response(result)
 
     async def await_call(self, request: web.Request) -> web.Response:
         who = principal(request)
-        result = await self.calls.await_call(
-            who, request.match_info["call_id"], _budget(request, self.settings.await_budget_seconds), None
-        )
+        budget = query.seconds(request, await json_body(request), self.settings.await_budget_seconds)
+        result = await self.calls.await_call(who, request.match_info["call_id"], budget, None)
         return web.json_response(result)
 
     async def tool_settings(self, request: web.Request) -> web.Response:
@@ -252,31 +250,27 @@ class RestApi:
         integration_id = request.match_info["integration_id"]
         tools = await self.integrations.tools(who.org_id, integration_id, None)
         changes = await self.integrations.changes(who.org_id, integration_id)
-        settings: dict[str, Any] = {}
-        for t in tools:
-            settings[t["name"]] = {"mode": t["mode"]}
-            if (integration_id, t["name"]) in changes:
-                settings[t["name"]]["changed"] = changes[(integration_id, t["name"])]
-        return web.json_response({"integration_id": integration_id, "tools": settings})
+        return listed([setting_view(t, changes.get((integration_id, t["name"]))) for t in tools])
 
     async def set_tool_mode(self, request: web.Request) -> web.Response:
         who = principal(request)
         body = await json_body(request)
         m = request.match_info
         tool = await self.integrations.set_mode(who, m["integration_id"], m["tool_name"], str_field(body, "mode") or "")
-        return web.json_response(tool)
+        return web.json_response({**tool_view(tool), "tool_name": tool["name"]})
 
     # --- approvals ---------------------------------------------------------------------------
 
     async def list_requests(self, request: web.Request) -> web.Response:
         who = principal(request)
-        items = await self.bus.request(
+        limit, offset = query.page(request, REQUESTS_PAGE)
+        page = await self.bus.request(
             "approvals.list",
-            {"org_id": who.org_id, "status": request.query.get("status"), "limit": request.query.get("limit")},
+            {"org_id": who.org_id, "status": query.text(request, "status"), "limit": limit, "offset": offset},
         )
-        for item in items:
+        for item in page["items"]:
             item["approval_url"] = self.calls.approval_url(item["id"])
-        return web.json_response({"items": items})
+        return paged(request, self.settings.base_url, page, limit, offset)
 
     async def get_request(self, request: web.Request) -> web.Response:
         who = principal(request)
@@ -290,9 +284,8 @@ class RestApi:
 
     async def await_request(self, request: web.Request) -> web.Response:
         who = principal(request)
-        result = await self.calls.await_request(
-            who, request.match_info["request_id"], _budget(request, self.settings.await_budget_seconds), None
-        )
+        budget = query.seconds(request, await json_body(request), self.settings.await_budget_seconds)
+        result = await self.calls.await_request(who, request.match_info["request_id"], budget, None)
         return web.json_response(result)
 
     async def decide(self, request: web.Request) -> web.Response:
@@ -322,8 +315,11 @@ class RestApi:
     async def logs(self, request: web.Request) -> web.Response:
         who = principal(request)
         who.require_human(READ, "read the logs")
-        filters = {k: request.query[k] for k in LOG_FILTERS if request.query.get(k)}
-        return web.json_response(await self.bus.request("audit.logs", {"org_id": who.org_id, "filters": filters}))
+        limit, offset = query.page(request, LOGS_PAGE)
+        filters: dict[str, Any] = {**query.texts(request, LOG_FILTERS), **query.moments(request, LOG_TIMES)}
+        filters.update(limit=limit, offset=offset)
+        page = await self.bus.request("audit.logs", {"org_id": who.org_id, "filters": filters})
+        return paged(request, self.settings.base_url, page, limit, offset)
 
     async def call_story(self, request: web.Request) -> web.Response:
         who = principal(request)
@@ -355,17 +351,3 @@ class RestApi:
         await self.bus.publish(event)
         await self.projection.apply(event)
         return web.json_response({"approval_expiry_seconds": seconds})
-
-
-def _budget(request: web.Request, default: float) -> float:
-    """A long-poll budget from ?timeout=, bounded by the configured default."""
-    raw = request.query.get("timeout")
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise BadRequest("timeout must be a number of seconds") from exc
-    if value <= 0:
-        raise BadRequest("timeout must be positive")
-    return min(value, default)

@@ -23,9 +23,9 @@ async def test_installed_custom_integration_is_ready_with_its_tools(world: World
     listed = await world.agent.run("tools", "list", "--integration", "up", "--json")
     table = await world.agent.run("tools", "list", "--integration", "up")
     assert installed.code == listed.code == table.code == 0, (installed, listed, table)
-    [up] = installed.json()["items"]
+    [up] = installed.json()
     assert (up["integration_id"], up["status"]) == ("up", "ready")
-    assert {t["name"] for t in listed.json()["items"]} >= {"echo", "add", "delete_repo", "send_email", "slow"}
+    assert {t["name"] for t in listed.json()} >= {"echo", "add", "delete_repo", "send_email", "slow"}
     assert table.stdout.splitlines()[0].split() == ["INTEGRATION", "TOOL", "MODE", "DESCRIPTION"]
     assert re.search(r"^up\s+delete_repo\s+require_approval\s+Delete a repository", table.stdout, re.M)
 
@@ -40,9 +40,9 @@ async def test_a_second_integration_installs_reports_connected_and_is_removed(wo
     after = await agent.run("integrations", "list", "--json")
     gone = await agent.run("integrations", "status", "up2")
     assert [r.code for r in (defined, found, installed, status, removed, after)] == [0] * 6
-    assert [i["id"] for i in found.json()["items"]] == ["up2"]
+    assert [i["id"] for i in found.json()] == ["up2"]
     assert status.json()["auth_status"] == "connected"
-    assert "up2" not in {i["integration_id"] for i in after.json()["items"]}
+    assert "up2" not in {i["integration_id"] for i in after.json()}
     assert gone.code == 1 and gone.stderr.startswith("agentport: integration 'up2' is not installed")
 
 
@@ -172,7 +172,7 @@ async def test_human_denial_from_the_cli_ends_the_agents_await_with_exit_4(world
 
     pending = await human.run("approvals", "list", "--json")
     shown = await human.run("approvals", "show", request_id)
-    assert request_id in {r["id"] for r in pending.json()["items"]}
+    assert request_id in {r["id"] for r in pending.json()}
     assert info in shown.stdout and f'"name": "{name}"' in shown.stdout
 
     waiting = await world.agent.start("approvals", "await", request_id, "--json")

@@ -56,10 +56,11 @@ async def test_human_creates_and_revokes_a_key_that_works_in_between(world: Worl
     as_key = {"AGENTPORT_API_KEY": key}
     before = await human.run("whoami", "--json", env=as_key)
     listed = await human.run("keys", "list", "--json")
-    key_id = next(k["id"] for k in listed.json()["items"] if key.startswith(k["prefix"]) and k["name"] == "ci")
-    revoked = await human.run("keys", "revoke", key_id)
+    key_id = next(k["id"] for k in listed.json() if key.startswith(k["key_prefix"]) and k["name"] == "ci")
+    revoked = await human.run("keys", "revoke", key_id, "--json")
     after = await human.run("whoami", env=as_key)
     assert (before.code, revoked.code, after.code) == (0, 0, 1), (before, revoked, after)
+    assert revoked.json() == {"id": key_id, "status": "revoked"}
     assert before.json()["actor"]["name"] == "ci"
     assert "not valid" in after.stderr
 
@@ -69,3 +70,13 @@ async def test_an_api_key_cannot_read_the_logs(world: World) -> None:
     assert ran.code == 1
     assert ran.stderr.startswith("agentport: only a human can read the logs")
     assert "agentport login --email" in ran.stderr
+
+
+async def test_human_sets_a_tools_mode_and_lists_show_it(world: World) -> None:
+    human = await world.human(world.agent.home.parent / f"human-{world.nonce()}")
+    ran = await human.run("tools", "set-mode", "up", "send_email", "deny")
+    listed = await human.run("tools", "list", "--integration", "up", "--json")
+    assert (ran.code, listed.code) == (0, 0), (ran, listed)
+    assert ran.stdout == "up / send_email is now deny\n"
+    [tool] = [t for t in listed.json() if t["name"] == "send_email"]
+    assert tool["mode"] == tool["execution_mode"] == "deny"

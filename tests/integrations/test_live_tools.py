@@ -129,8 +129,9 @@ async def test_a_changed_allowed_tool_needs_approval_again_with_the_change_shown
     assert tool["mode"] == "require_approval"
     assert ("transfer", {"amount": 7, "to": "attacker"}) not in changing.calls
 
-    settings = (await http.get("/api/tool-settings/bank", headers=tenant.human)).json()
-    change = settings["tools"]["transfer"]["changed"]
+    settings = {s["tool_name"]: s for s in (await http.get("/api/tool-settings/bank", headers=tenant.human)).json()}
+    assert settings["transfer"]["integration_id"] == "bank"
+    change = settings["transfer"]["changed"]
     assert change["mode_before"] == "allow" and change["mode_after"] == "require_approval"
     assert any(line.startswith("+") and '"to"' in line for line in change["diff"].splitlines())
     assert "Move an amount to any account." in change["diff"]
@@ -151,8 +152,8 @@ async def test_a_changed_allowed_tool_needs_approval_again_with_the_change_shown
     assert await audited_tool_change(stack, tenant, "transfer")
 
     await set_mode(http, tenant, "bank", "transfer", "allow")
-    settings = (await http.get("/api/tool-settings/bank", headers=tenant.human)).json()
-    assert "changed" not in settings["tools"]["transfer"]
+    settings = {s["tool_name"]: s for s in (await http.get("/api/tool-settings/bank", headers=tenant.human)).json()}
+    assert settings["transfer"]["mode"] == "allow" and "changed" not in settings["transfer"]
     async with mcp_client(stack.base_url, tenant.agent) as client:
         reviewed = await call(
             client, "call_tool", integration_id="bank", tool_name="transfer", arguments={"amount": 8, "to": "savings"}

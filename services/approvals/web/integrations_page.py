@@ -37,13 +37,13 @@ class IntegrationsPage:
             self.api.call(who, "GET", "/api/tools"),
         )
         by_integration: dict[str, list[dict[str, Any]]] = {}
-        for tool in tools["items"]:
+        for tool in tools:
             by_integration.setdefault(tool["integration_id"], []).append(tool)
         return page(
             request,
             "integrations.html",
-            catalog=[c for c in catalog["items"] if not c.get("installed")],
-            installed=installed["items"],
+            catalog=[c for c in catalog if not c.get("installed")],
+            installed=installed,
             tools=by_integration,
             modes=MODES,
             error=error,

@@ -30,7 +30,7 @@ class KeysPage:
         user = who.signed_in()
         keys: list[dict[str, Any]] = []
         if user.can("manage"):
-            keys = (await self.api.call(who, "GET", "/api/api-keys"))["items"]
+            keys = await self.api.call(who, "GET", "/api/api-keys")
         return page(
             request,
             "keys.html",

@@ -54,7 +54,7 @@ class LogsPage:
         if who.user is None or not who.user.can("manage"):
             return []
         try:
-            return list((await self.api.call(who, "GET", "/api/api-keys"))["items"])
+            return list(await self.api.call(who, "GET", "/api/api-keys"))
         except ApiError:
             return []
 
