@@ -42,6 +42,28 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def contains_nul(value: Any) -> bool:
+    """Whether a JSON value holds U+0000 in any string or key: PostgreSQL can store it in neither text nor jsonb."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(contains_nul(v) for v in value)
+    return False
+
+
+def without_nul(value: Any) -> Any:
+    """The same JSON value with each U+0000 replaced by U+FFFD, for what an upstream sends back."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
+
+
 def arguments_hash(arguments: dict[str, Any]) -> str:
     """The hash an approval binds to: key order and whitespace do not matter, any value change does."""
     return hashlib.sha256(canonical_json(arguments).encode()).hexdigest()

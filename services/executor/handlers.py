@@ -30,6 +30,7 @@ from shared.events import (
     arguments_hash,
     derived_id,
     parse_event,
+    without_nul,
 )
 from shared.netguard import UpstreamRefused
 from shared.sealing import SealError
@@ -133,7 +134,8 @@ class ExecutorHandlers:
             event_id=derived_id(call_id, "outcome"),
             org_id=org_id,
             call_id=call_id,
-            result=result.model_dump(mode="json", by_alias=True, exclude_none=True),
+            # PostgreSQL stores no U+0000, so an upstream's NUL would make the outcome unrecordable.
+            result=without_nul(result.model_dump(mode="json", by_alias=True, exclude_none=True)),
             is_error=bool(result.is_error),
             duration_ms=round(elapsed, 3),
         )

@@ -22,6 +22,7 @@ from shared.events import (
     canonical_json,
     derived_id,
     new_id,
+    without_nul,
 )
 
 # Upstreams often send several list_changed in a burst (one per tool added): read the list once after it settles.
@@ -85,6 +86,7 @@ class ToolLists:
                 tools = await self.integrations.list_tools(integration)
         except TimeoutError as exc:
             raise limits.timed_out() from exc
+        tools = tuple(ToolDef.model_validate(without_nul(t.model_dump())) for t in tools)
         changed = await store.note_tools(self.pool, integration, tools_hash(tools))
         if trigger == "install" or changed:
             event_id = derived_id(request_id, "tools") if request_id else new_id()

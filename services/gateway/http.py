@@ -11,6 +11,7 @@ from aiohttp import web
 
 from services.gateway.principals import Principal, authenticate
 from shared.errors import AgentPortError, BadRequest, Unauthenticated
+from shared.events import contains_nul
 from shared.metrics import HTTP_REQUESTS
 from shared.runner import CTX_KEY
 
@@ -18,6 +19,7 @@ log = structlog.get_logger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 
+NUL_REFUSED = "the input must not contain NUL characters (U+0000); no tool, id or filter can store them"
 PUBLIC_PATHS = frozenset(
     {"/health", "/ready", "/metrics", "/api/auth/token", "/api/auth/callback", "/api/invitations/accept"}
 )
@@ -94,6 +96,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
+    if contains_nul(data):
+        raise BadRequest(NUL_REFUSED)
     return data
 
 

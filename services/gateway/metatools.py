@@ -10,9 +10,11 @@ from typing import Any
 import structlog
 
 from services.gateway.calls import Calls, Progress, validate_arguments
+from services.gateway.http import NUL_REFUSED
 from services.gateway.integrations import Integrations
 from services.gateway.principals import Principal
 from shared.errors import AgentPortError, BadRequest
+from shared.events import contains_nul
 
 log = structlog.get_logger("gateway.metatools")
 
@@ -50,6 +52,8 @@ class MetaTools:
         """Run one meta-tool; returns the structured result and whether it is an error."""
         tool = TOOLS_BY_NAME[name]
         try:
+            if contains_nul(arguments):
+                raise BadRequest(NUL_REFUSED)
             validate_arguments(tool.input_schema, arguments, name)
             result = await tool.handler(self, who, arguments, progress)
         except AgentPortError as exc:

@@ -93,3 +93,22 @@ async def test_rest_errors_are_json_with_a_code(world: World, http: httpx.AsyncC
     assert bad_mode.status_code == 400 and "mode must be" in bad_mode.json()["error"]["message"]
     wrong_login = await http.post("/api/auth/token", data={"username": world.tenant.email, "password": "wrong-pw"})
     assert wrong_login.status_code == 401
+
+
+async def test_a_nul_character_is_refused_at_the_door_and_breaks_nothing(world: World, http: httpx.AsyncClient) -> None:
+    """PostgreSQL stores no U+0000: such input is a clear error, and the pipeline behind it keeps working."""
+    await set_mode(http, world.tenant, "up", "echo", "allow")
+    rest = await http.post(
+        "/api/tools/up/echo/call", json={"arguments": {"text": "a\u0000b"}}, headers=world.tenant.agent
+    )
+    assert rest.status_code == 400 and "NUL" in rest.json()["error"]["message"], rest.text
+    keyed = await http.post("/api/tools/up/echo/call", json={"args": {"te\u0000xt": "a"}}, headers=world.tenant.agent)
+    assert keyed.status_code == 400, keyed.text
+    text = "after-nul " + secrets.token_hex(4)
+    async with mcp_client(world.stack.base_url, world.tenant.agent) as client:
+        refused = await call(client, "call_tool", integration_id="up", tool_name="echo", arguments={"text": "\u0000"})
+        after = await call(client, "call_tool", integration_id="up", tool_name="echo", arguments={"text": text})
+    assert refused["status"] == "error" and refused["error"]["code"] == "bad_request", refused
+    assert after["status"] == "executed", after
+    assert world.upstream.count("echo", text=text) == 1
+    assert not any("\u0000" in str(i.arguments) for i in world.upstream.invocations)

@@ -58,3 +58,14 @@ def test_events_are_immutable_and_strict() -> None:
 def test_derived_ids_are_stable_so_retries_publish_once() -> None:
     assert derived_id("call-1", "ruled") == derived_id("call-1", "ruled")
     assert derived_id("call-1", "ruled") != derived_id("call-1", "outcome")
+
+
+def test_nul_characters_are_found_anywhere_and_replaced_for_storage() -> None:
+    from shared.events import contains_nul, without_nul
+
+    clean = {"a": [1, "x", {"b": None}], "c": 2.5}
+    dirty = {"a": [1, "x\u0000", {"b\u0000": True}]}
+    assert not contains_nul(clean)
+    assert contains_nul(dirty) and contains_nul(["\u0000"]) and contains_nul({"\u0000": 1})
+    assert without_nul(dirty) == {"a": [1, "x\ufffd", {"b\ufffd": True}]}
+    assert without_nul(clean) == clean
