@@ -53,6 +53,7 @@ def register(sub: Subcommands) -> None:
     mode.add_argument("integration", metavar="INTEGRATION")
     mode.add_argument("tool", metavar="TOOL")
     mode.add_argument("mode", choices=MODES)
+    mode.add_argument("--totp", metavar="CODE", help="a fresh two-factor code, needed to allow a tool when it is on")
 
 
 def tool_path(integration: str, tool: str) -> str:
@@ -191,7 +192,8 @@ def typed_by_schema(schema: dict[str, Any], loose: dict[str, Any]) -> dict[str, 
 
 def set_mode(args: argparse.Namespace, ctx: Context) -> int:
     integration = quote(args.integration, safe="")
-    tool = ctx.gateway().put(f"/api/tool-settings/{integration}/{quote(args.tool, safe='')}", {"mode": args.mode})
+    body = {"mode": args.mode, **({"totp_code": args.totp.strip()} if args.totp else {})}
+    tool = ctx.gateway().put(f"/api/tool-settings/{integration}/{quote(args.tool, safe='')}", body)
     if ctx.json:
         output.emit_json(tool)
     else:

@@ -11,7 +11,7 @@ import asyncpg
 from services.gateway import local_servers
 from services.gateway.catalog import CatalogEntry, get_entry, load_catalog, search_catalog
 from services.gateway.openapi_docs import parse_auth, source_from
-from services.gateway.principals import Principal
+from services.gateway.principals import MANAGE, Principal
 from services.gateway.tool_pinning import pending_changes, pinned_definition
 from services.gateway.waiters import Waiters
 from shared.bus import Bus
@@ -450,7 +450,7 @@ class Integrations:
 
     async def set_mode(self, who: Principal, integration_id: str, tool_name: str, mode: str) -> dict[str, Any]:
         """Record a human's choice of mode for one tool."""
-        who.require_human(("owner", "admin"), "change a tool's approval mode")
+        who.require_human(MANAGE, "change a tool's approval mode")
         if mode not in ("allow", "require_approval", "deny"):
             raise BadRequest("mode must be one of allow, require_approval, deny")
         tool = await self.describe(who.org_id, integration_id, tool_name)

@@ -92,3 +92,35 @@ async def test_the_totp_secret_is_encrypted_at_rest(stack: Stack, http: httpx.As
     finally:
         await conn.close()
     assert stored and all(setup["secret"] not in (r["pending_secret"] or "") for r in stored)
+
+
+async def test_allowing_a_tool_needs_a_fresh_code_when_two_factor_is_on(
+    stack: Stack, http: httpx.AsyncClient, open_upstream: Upstream
+) -> None:
+    """Setting `allow` lifts the approval gate like "Always allow this tool", so it is guarded the same way;
+    tightening (ask, deny) and re-saving `allow` need no code."""
+    tenant = await new_tenant(stack, http, "tfa-mode-" + secrets.token_hex(3))
+    await add_custom_upstream(http, tenant, open_upstream.url, "tfa-up", bearer=False)
+    assert (
+        await http.post("/api/installed", json={"integration_id": "tfa-up"}, headers=tenant.agent)
+    ).status_code == 201
+    setup = (await http.post("/api/users/me/totp/setup", headers=tenant.human)).json()
+    enabled = await http.post(
+        "/api/users/me/totp/enable", json={"code": code_at(setup["secret"], -30)}, headers=tenant.human
+    )
+    assert enabled.status_code == 200, enabled.text
+
+    async def put(mode: str, **body: str) -> httpx.Response:
+        return await http.put("/api/tool-settings/tfa-up/echo", json={"mode": mode, **body}, headers=tenant.human)
+
+    refused = await put("allow")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "totp_required", refused.text
+    assert (await put("allow", totp_code="000000")).json()["error"]["code"] == "totp_invalid"
+    assert (await http.get("/api/tools/tfa-up/echo", headers=tenant.human)).json()["mode"] == "require_approval"
+    allowed = await put("allow", totp_code=code_at(setup["secret"]))
+    assert allowed.status_code == 200 and allowed.json()["mode"] == "allow", allowed.text
+    assert (await put("allow")).status_code == 200  # already allowed: nothing is lifted
+    assert (await put("deny")).status_code == 200
+    assert (await put("require_approval")).status_code == 200
+    by_key = await http.put("/api/tool-settings/tfa-up/echo", json={"mode": "allow"}, headers=tenant.agent)
+    assert by_key.status_code == 403 and by_key.json()["error"]["code"] == "forbidden"

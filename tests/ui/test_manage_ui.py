@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 import httpx
+import pyotp
 from playwright.async_api import expect
 
+from tests.gateway.humans import invite_and_join
 from tests.support.agentport import call, mcp_client
-from tests.ui.conftest import Site, shot
+from tests.ui.conftest import VIEWPORT, Site, shot
 
 
 async def test_setting_a_tool_to_allow_from_the_integrations_page(page: Any, site: Site) -> None:
@@ -27,6 +30,43 @@ async def test_setting_a_tool_to_allow_from_the_integrations_page(page: Any, sit
             client, "call_tool", integration_id=site.integration, tool_name="echo", arguments={"text": text}
         )
     assert result["status"] == "executed", "the tool now runs without asking"
+
+
+async def test_an_admin_with_two_factor_allows_a_tool_only_with_a_fresh_code(browser: Any, site: Site) -> None:
+    async with httpx.AsyncClient(base_url=site.url, timeout=60) as http:
+        admin = await invite_and_join(http, site.owner.human, site.owner.org, "admin")
+        headers = {"Authorization": f"Bearer {admin.token}"}
+        secret = (await http.post("/api/users/me/totp/setup", headers=headers)).json()["secret"]
+        totp = pyotp.TOTP(secret)
+        enabled = await http.post(
+            "/api/users/me/totp/enable", json={"code": totp.at(time.time() - 30)}, headers=headers
+        )
+        recovery = enabled.json()["recovery_codes"]
+    context = await browser.new_context(viewport=VIEWPORT)
+    tab = await context.new_page()
+    tab.set_default_timeout(15_000)
+    try:
+        await tab.goto(site.url + "/login")
+        await tab.fill("input[name=email]", admin.email)
+        await tab.fill("input[name=password]", admin.password)
+        await tab.fill("input[name=totp_code]", recovery[0])  # keeps the current code fresh for the change
+        await tab.get_by_role("button", name="Log in").click()
+        await tab.wait_for_url("**/ui/approvals")
+
+        await tab.goto(site.url + "/ui/integrations")
+        row = tab.locator(f"#tool-{site.integration}-slow")
+        await row.get_by_role("button", name="Allow").click()
+        await expect(tab.locator(".alert.error")).to_contain_text("two-factor")
+        row = tab.locator(f"#tool-{site.integration}-slow")
+        await expect(row.get_by_role("button", name="Ask")).to_have_attribute("aria-pressed", "true")
+        await row.get_by_label("Two-factor code, needed to allow slow").fill(totp.now())
+        await row.get_by_role("button", name="Allow").click()
+        await expect(tab.locator(".alert.ok")).to_contain_text("Tool mode saved")
+        row = tab.locator(f"#tool-{site.integration}-slow")
+        await expect(row.get_by_role("button", name="Allow")).to_have_attribute("aria-pressed", "true")
+        await shot(tab, "integrations-allow-two-factor")
+    finally:
+        await context.close()
 
 
 async def test_creating_and_revoking_an_api_key(page: Any, site: Site) -> None:

@@ -83,14 +83,17 @@ class IntegrationsPage:
 
     async def set_mode(self, request: web.Request) -> web.Response:
         m = request.match_info
-        mode = (await form(request)).get("mode", "")
+        data = await form(request)
+        body = {"mode": data.get("mode", "")}
+        if str(data.get("totp_code", "")).strip():
+            body["totp_code"] = str(data["totp_code"]).strip()
         path = f"/api/tool-settings/{quote(m['integration_id'], safe='')}/{quote(m['tool_name'], safe='')}"
         return await act(
             request,
             self.api,
             "PUT",
             path,
-            {"mode": mode},
+            body,
             back=f"/ui/integrations#tool-{m['integration_id']}-{m['tool_name']}",
             notice="mode_set",
             show=self.show,
