@@ -141,8 +141,11 @@ async def verify(pool: asyncpg.Pool, org_id: str | None = None) -> dict[str, Any
     orgs = [org_id] if org_id else [r["org_id"] for r in await pool.fetch("SELECT DISTINCT org_id FROM chain_heads")]
     report: dict[str, Any] = {"ok": True, "orgs": {}}
     for org in orgs:
-        rows = [dict(r) for r in await pool.fetch("SELECT * FROM log WHERE org_id=$1 ORDER BY org_seq", org)]
-        head = await pool.fetchrow("SELECT * FROM chain_heads WHERE org_id=$1", org)
+        # One snapshot for the entries and the head: read apart, an append landing in between looked like a
+        # deleted entry (the head ahead of the log) and raised a false alarm while calls were being logged.
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            rows = [dict(r) for r in await conn.fetch("SELECT * FROM log WHERE org_id=$1 ORDER BY org_seq", org)]
+            head = await conn.fetchrow("SELECT * FROM chain_heads WHERE org_id=$1", org)
         problems = verify_rows(rows, dict(head) if head else None)
         report["orgs"][org] = {"entries": len(rows), "problems": problems}
         report["ok"] = report["ok"] and not problems
