@@ -132,7 +132,8 @@ async def _ready(request: web.Request) -> web.Response:
             checks["postgres"] = "down"
     ready = all(v == "ok" for v in checks.values()) and not ctx.stopping.is_set()
     return web.json_response(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503
+        {"status": "ready" if ready else "not_ready", "service": ctx.name, "checks": checks},
+        status=200 if ready else 503,
     )
 
 

@@ -52,7 +52,8 @@ async def test_serve_all_announces_the_urls_once_ready_and_ctrl_c_stops_it(
         base = serve_env["AGENTPORT_BASE_URL"]
         assert f"{base}/mcp" in lines[1], lines
         async with httpx.AsyncClient(base_url=base) as http:
-            assert (await http.get("/ready")).status_code == 200
+            ready = await http.get("/ready")
+            assert ready.status_code == 200 and ready.json()["service"] == "gateway", ready.text
             assert (await http.post("/mcp", json={})).status_code == 401
     finally:
         if proc.returncode is None:

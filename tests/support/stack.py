@@ -51,7 +51,7 @@ class Stack:
             # Replicas share one public URL, as behind a load balancer: OAuth issuer and links use it.
             env.setdefault("AGENTPORT_BASE_URL", self.base_url)
         else:
-            port = free_port()
+            port = self._unused_port()
             env["AGENTPORT_HEALTH_PORT"] = str(port)
         self.urls[name] = f"http://127.0.0.1:{port}"
         log = open(self.log_path(name), "ab")  # noqa: SIM115
@@ -64,6 +64,13 @@ class Stack:
         )
         self.procs[name] = proc
         return proc
+
+    def _unused_port(self) -> int:
+        """A free port none of this stack's services was given (two picks in a row can return the same one)."""
+        taken = {self.gateway_port, *(int(url.rsplit(":", 1)[1]) for url in self.urls.values())}
+        while (port := free_port()) in taken:
+            pass
+        return port
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name)
@@ -83,13 +90,21 @@ class Stack:
         return "\n".join(p.read_text(errors="replace") for p in self.workdir.glob("*.log"))
 
     async def wait_ready(self, url: str, timeout: float = 60.0) -> None:
+        """Until the service behind `url` is ready; it must be the one this stack started there, not another
+        process that took the port."""
+        name = next((n for n, u in self.urls.items() if u == url), None)
+        service = name.split("#")[0] if name else None
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
                 try:
-                    if (await client.get(f"{url}/ready")).status_code == 200:
+                    r = await client.get(f"{url}/ready")
+                    if r.status_code == 200:
+                        answered = r.json().get("service")
+                        if service is not None and answered != service:
+                            raise RuntimeError(f"{url} is answered by the {answered} service, not {service}")
                         return
-                except httpx.HTTPError:
+                except (httpx.HTTPError, ValueError):
                     pass
                 for name, proc in self.procs.items():
                     if proc.poll() is not None:
