@@ -20,7 +20,7 @@ async def test_two_factor_human_logs_in_and_approves_with_totp(
     secret = setup["secret"]
     enabled = await cli_http.post(
         "/api/users/me/totp/enable",
-        json={"code": pyotp.TOTP(secret).at(time.time() - 30)},
+        json={"code": pyotp.TOTP(secret).now()},
         headers=approver.headers,
     )
     assert enabled.status_code == 200, enabled.text
@@ -42,7 +42,7 @@ async def test_two_factor_human_logs_in_and_approves_with_totp(
     request_id = held.json()["approval_request_id"]
     no_code = await shell.run("approvals", "approve", request_id)
     assert no_code.code == 1 and "two-factor" in no_code.stderr.lower(), no_code
-    approved = await shell.run("approvals", "approve", request_id, "--totp", pyotp.TOTP(secret).now())
+    approved = await shell.run("approvals", "approve", request_id, "--totp", pyotp.TOTP(secret).at(time.time() + 30))
     assert approved.code == 0, approved
     done = await world.agent.run("--json", "approvals", "await", request_id)
     assert done.code == 0 and done.json()["status"] == "executed", done
@@ -55,7 +55,7 @@ async def test_two_factor_admin_allows_a_tool_only_with_totp(
     admin = await invite_and_join(cli_http, world.tenant.human, world.tenant.org, "admin")
     secret = (await cli_http.post("/api/users/me/totp/setup", headers=admin.headers)).json()["secret"]
     enabled = await cli_http.post(
-        "/api/users/me/totp/enable", json={"code": pyotp.TOTP(secret).at(time.time() - 30)}, headers=admin.headers
+        "/api/users/me/totp/enable", json={"code": pyotp.TOTP(secret).now()}, headers=admin.headers
     )
     recovery = enabled.json()["recovery_codes"]
     ask = await cli_http.put(
@@ -70,6 +70,8 @@ async def test_two_factor_admin_allows_a_tool_only_with_totp(
     assert logged_in.code == 0, logged_in
     no_code = await shell.run("tools", "set-mode", "up", "slow", "allow")
     assert no_code.code == 1 and "two-factor" in no_code.stderr.lower(), no_code
-    allowed = await shell.run("--json", "tools", "set-mode", "up", "slow", "allow", "--totp", pyotp.TOTP(secret).now())
+    allowed = await shell.run(
+        "--json", "tools", "set-mode", "up", "slow", "allow", "--totp", pyotp.TOTP(secret).at(time.time() + 30)
+    )
     assert allowed.code == 0, allowed
     assert allowed.json()["mode"] == "allow"

@@ -34,8 +34,9 @@ async def test_two_factor_guards_decisions_and_login(
     assert setup["otpauth_uri"].startswith("otpauth://totp/AgentPort:")
     wrong = await http.post("/api/users/me/totp/enable", json={"code": "000000"}, headers=approver.headers)
     assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "totp_invalid"
-    # The previous step's code (accepted for clock drift) enables it, so the current one is still fresh.
-    first = code_at(setup["secret"], -30)
+    # Enabled with the current code; decisions below use the next step's (accepted for clock drift), which is
+    # fresh however slow the machine is.
+    first = code_at(setup["secret"])
     enabled = await http.post("/api/users/me/totp/enable", json={"code": first}, headers=approver.headers)
     assert enabled.status_code == 200, enabled.text
     recovery = enabled.json()["recovery_codes"]
@@ -58,7 +59,7 @@ async def test_two_factor_guards_decisions_and_login(
     missing = await decide(one)
     assert missing.status_code == 403 and missing.json()["error"]["code"] == "totp_required"
     assert (await decide(one, totp_code="123456")).json()["error"]["code"] == "totp_invalid"
-    code = code_at(setup["secret"])
+    code = code_at(setup["secret"], 30)
     assert (await decide(one, totp_code=code)).status_code == 200
     replay = await decide(await held(), totp_code=code)
     assert replay.status_code == 403 and "already used" in replay.json()["error"]["message"]
@@ -106,7 +107,7 @@ async def test_allowing_a_tool_needs_a_fresh_code_when_two_factor_is_on(
     ).status_code == 201
     setup = (await http.post("/api/users/me/totp/setup", headers=tenant.human)).json()
     enabled = await http.post(
-        "/api/users/me/totp/enable", json={"code": code_at(setup["secret"], -30)}, headers=tenant.human
+        "/api/users/me/totp/enable", json={"code": code_at(setup["secret"])}, headers=tenant.human
     )
     assert enabled.status_code == 200, enabled.text
 
@@ -117,7 +118,7 @@ async def test_allowing_a_tool_needs_a_fresh_code_when_two_factor_is_on(
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "totp_required", refused.text
     assert (await put("allow", totp_code="000000")).json()["error"]["code"] == "totp_invalid"
     assert (await http.get("/api/tools/tfa-up/echo", headers=tenant.human)).json()["mode"] == "require_approval"
-    allowed = await put("allow", totp_code=code_at(setup["secret"]))
+    allowed = await put("allow", totp_code=code_at(setup["secret"], 30))
     assert allowed.status_code == 200 and allowed.json()["mode"] == "allow", allowed.text
     assert (await put("allow")).status_code == 200  # already allowed: nothing is lifted
     assert (await put("deny")).status_code == 200
