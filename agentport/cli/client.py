@@ -71,7 +71,7 @@ class Gateway:
                 f"talking to the AgentPort gateway at {self.url} failed: {exc}", error_code="unavailable"
             ) from exc
         if response.status_code >= 400:
-            raise CliError(self._error_line(response), error_code=_error_code(response))
+            raise self._failure(response)
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -81,13 +81,15 @@ class Gateway:
                 f"the gateway at {self.url} answered HTTP {response.status_code} without JSON; is that AgentPort?"
             ) from exc
 
-    def _error_line(self, response: httpx.Response) -> str:
-        """The gateway's `{"error": {"message"}}`, with a hint on what to do about authentication."""
+    def _failure(self, response: httpx.Response) -> CliError:
+        """The gateway's `{"error": {"code", "message"}}` as one error, with a hint on what to do about
+        authentication; without such a body, a code derived from the HTTP status."""
         try:
             error = response.json().get("error") or {}
             message = str(error.get("message") or f"HTTP {response.status_code}")
+            code = error.get("code")
         except (ValueError, AttributeError):
-            message = f"the gateway at {self.url} answered HTTP {response.status_code}"
+            message, code = f"the gateway at {self.url} answered HTTP {response.status_code}", None
         source = self.credential.source if self.credential else None
         if response.status_code == 401 and source == "environment":
             message += " (check AGENTPORT_API_KEY)"
@@ -95,13 +97,4 @@ class Gateway:
             message += " (run `agentport login`)"
         elif response.status_code == 403 and self.credential and self.credential.kind == "api_key":
             message += " (log in as a human: `agentport login --email you@example.com`)"
-        return message
-
-
-def _error_code(response: httpx.Response) -> str:
-    """The gateway's error code (`not_found`, `forbidden`, ...), else one derived from the HTTP status."""
-    try:
-        code = (response.json().get("error") or {}).get("code")
-    except (ValueError, AttributeError):
-        code = None
-    return str(code) if code else f"http_{response.status_code}"
+        return CliError(message, error_code=str(code) if code else f"http_{response.status_code}")
