@@ -4,6 +4,7 @@ and the tools they offer."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import asyncpg
@@ -448,12 +449,22 @@ class Integrations:
         )
         return result
 
-    async def set_mode(self, who: Principal, integration_id: str, tool_name: str, mode: str) -> dict[str, Any]:
-        """Record a human's choice of mode for one tool."""
+    async def set_mode(
+        self,
+        who: Principal,
+        integration_id: str,
+        tool_name: str,
+        mode: str,
+        confirm_allow: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        """Record a human's choice of mode for one tool; `confirm_allow` is awaited when it lifts the tool's
+        approval gate (a mode other than allow becomes allow) and may refuse."""
         who.require_human(MANAGE, "change a tool's approval mode")
         if mode not in ("allow", "require_approval", "deny"):
             raise BadRequest("mode must be one of allow, require_approval, deny")
         tool = await self.describe(who.org_id, integration_id, tool_name)
+        if confirm_allow is not None and mode == "allow" and tool["mode"] != "allow":
+            await confirm_allow()
         # The mode is pinned to the definition the human is looking at; a later upstream change is caught.
         seq = await self.bus.publish(
             PolicyModeSet(

@@ -11,7 +11,7 @@ from services.gateway.accounts import Accounts
 from services.gateway.calls import Calls, Channel
 from services.gateway.http import agreed, json_body, principal, str_field
 from services.gateway.integrations import Integrations
-from services.gateway.principals import DECIDE, MANAGE, READ, Principal
+from services.gateway.principals import DECIDE, MANAGE, READ
 from services.gateway.rest_views import created_key_view, listed, paged, setting_view, tool_view
 from services.gateway.roles import require_manager_if_human
 from services.gateway.totp import TwoFactor
@@ -256,21 +256,16 @@ class RestApi:
         who = principal(request)
         body = await json_body(request)
         m = request.match_info
-        mode = str_field(body, "mode") or ""
-        await self._second_factor_for_allow(who, m["integration_id"], m["tool_name"], mode, body)
-        tool = await self.integrations.set_mode(who, m["integration_id"], m["tool_name"], mode)
-        return web.json_response({**tool_view(tool), "tool_name": tool["name"]})
 
-    async def _second_factor_for_allow(
-        self, who: Principal, integration_id: str, tool_name: str, mode: str, body: dict[str, Any]
-    ) -> None:
-        """Turning a tool to `allow` lifts its approval gate, like "Always allow this tool" on an approval: a
-        human with two-factor on confirms it with a fresh code, so a stolen session alone cannot open the gates."""
-        if mode != "allow" or self.two_factor is None or who.actor.user_id is None:
-            return
-        who.require_human(MANAGE, "change a tool's approval mode")
-        if (await self.integrations.describe(who.org_id, integration_id, tool_name))["mode"] != "allow":
-            await self.two_factor.require(who.actor.user_id, str_field(body, "totp_code", required=False))
+        async def second_factor() -> None:
+            """Lifting a tool's approval gate is confirmed like "Always allow this tool": a human with two-factor
+            on gives a fresh code, so a stolen session alone cannot open the gates."""
+            if self.two_factor is not None and who.actor.user_id is not None:
+                await self.two_factor.require(who.actor.user_id, str_field(body, "totp_code", required=False))
+
+        mode = str_field(body, "mode") or ""
+        tool = await self.integrations.set_mode(who, m["integration_id"], m["tool_name"], mode, second_factor)
+        return web.json_response({**tool_view(tool), "tool_name": tool["name"]})
 
     # --- approvals ---------------------------------------------------------------------------
 
