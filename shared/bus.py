@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import nats
@@ -17,102 +17,143 @@ from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 from nats.js.kv import KeyValue
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
 from pydantic import ValidationError
 
-from shared.errors import AgentPortError, Unavailable, error_from_body
-from shared.events import AnyEvent, Event, encode_event, parse_event
+from shared.consumers import (
+    Consumer,
+    EventHandler,
+    PoisonHandler,
+    only,
+)
+from shared.errors import AgentPortError, PayloadTooLarge, Unavailable, error_from_body
+from shared.events import Event, encode_event, parse_event
 
 log = structlog.get_logger("bus")
-tracer = trace.get_tracer("agentport.bus")
 
-EventHandler = Callable[[AnyEvent], Awaitable[None]]
 CommandHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 DUPLICATE_WINDOW_SECONDS = 120.0
+# Room left in a message for its headers (message id, type, trace context) under the server's max payload.
+HEADER_ALLOWANCE = 1024
+PUBLISH_ATTEMPT_SECONDS = 2.0
 
 
-class RetryLater(Exception):
-    """A handler cannot act yet (another worker holds the work); the event is redelivered after a delay."""
+@dataclass(frozen=True)
+class StreamPolicy:
+    """How the product's streams and buckets are created: retention, replicas, publish retry."""
 
-
-@dataclass
-class Consumer:
-    """A running durable pull consumer; `stop()` lets in-flight handlers finish."""
-
-    durable: str
-    sub: JetStreamContext.PullSubscription
-    task: asyncio.Task[None] | None = None
-    inflight: set[asyncio.Task[None]] = field(default_factory=set)
-    processed_seq: int = 0
-    processed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        if self.inflight:
-            await asyncio.gather(*self.inflight, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.sub.unsubscribe()
-
-    async def wait_for_seq(self, seq: int, timeout: float) -> bool:
-        """Wait until this consumer has handled the stream sequence `seq` (read-your-writes)."""
-
-        async def reached() -> None:
-            async with self.processed:
-                await self.processed.wait_for(lambda: self.processed_seq >= seq)
-
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            return False
-        return True
+    max_age: float = 7 * 24 * 3600.0
+    max_bytes: int = 1024**3
+    replicas: int = 1
+    publish_retry: float = 30.0
 
 
 class Bus:
     """Connection to NATS scoped to one namespace (subject prefix and stream name)."""
 
-    def __init__(self, nc: NATS, namespace: str) -> None:
+    def __init__(self, nc: NATS, namespace: str, policy: StreamPolicy | None = None) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.namespace = namespace
         self.stream = f"{namespace.upper()}_EVENTS"
+        self.policy = policy or StreamPolicy()
+        self.consumers: list[Consumer] = []
+        # When the stream this process works on was created: a change means the NATS store was lost.
+        self.stream_created: Any = None
+        self.stream_ok = True
+        # Run once the stream is found re-created (the NATS store was lost): re-announce what lived in it.
+        self.on_reset: list[Callable[[], Awaitable[None]]] = []
+        self._checking = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, url: str, namespace: str, name: str, *, wait_seconds: float = 30.0) -> Bus:
+    async def connect(
+        cls,
+        url: str,
+        namespace: str,
+        name: str,
+        *,
+        wait_seconds: float = 30.0,
+        policy: StreamPolicy | None = None,
+    ) -> Bus:
         """Connect (retrying while the server starts) and make sure the event stream exists."""
+        servers = [part.strip() for part in url.split(",") if part.strip()]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while True:
             try:
                 nc = await nats.connect(
-                    url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2
+                    servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2
                 )
                 break
             except Exception as exc:
                 if loop.time() > deadline:
                     raise Unavailable(f"cannot reach NATS at {url}: {exc}") from exc
                 await asyncio.sleep(0.5)
-        bus = cls(nc, namespace)
+        bus = cls(nc, namespace, policy)
         await bus.ensure_stream()
         return bus
 
-    async def ensure_stream(self) -> None:
-        """Create the event stream on first use; events are kept, and retried publishes deduplicated."""
-        config = StreamConfig(
+    def stream_config(self) -> StreamConfig:
+        """The event stream: every subject of the namespace, bounded by age and size, retried publishes deduped."""
+        return StreamConfig(
             name=self.stream,
             subjects=[f"{self.namespace}.>"],
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            duplicate_window=min(DUPLICATE_WINDOW_SECONDS, self.policy.max_age),
+            max_age=self.policy.max_age,
+            max_bytes=self.policy.max_bytes,
+            num_replicas=self.policy.replicas,
         )
+
+    async def ensure_stream(self) -> bool:
+        """Create the event stream if it is missing (first use, or a lost NATS store); True if it was created.
+
+        An existing stream whose retention differs from the configured one is updated in place."""
+        config = self.stream_config()
         try:
-            await self.js.stream_info(self.stream)
+            info = await self.js.stream_info(self.stream)
         except NotFoundError:
-            with contextlib.suppress(BadRequestError):
-                await self.js.add_stream(config)
+            created = True
+            try:
+                info = await self.js.add_stream(config)
+            except BadRequestError:
+                created = False  # another process created it first
+                info = await self.js.stream_info(self.stream)
+        else:
+            created = False
+            current = info.config
+            if (current.max_age, current.max_bytes) != (config.max_age, config.max_bytes):
+                info = await self.js.update_stream(config)
+                log.info("bus.stream_retention_updated", stream=self.stream, max_age=config.max_age)
+        self.stream_created = info.created
+        self.stream_ok = True
+        return created
+
+    async def check_stream(self) -> bool:
+        """Whether the stream was lost and re-created since this process last looked.
+
+        Then this process's consumers are re-created too, and the `on_reset` hooks run."""
+        async with self._checking:
+            before = self.stream_created
+            try:
+                created = await self.ensure_stream()
+            except Exception:
+                self.stream_ok = False
+                raise
+            reset = created or (before is not None and before != self.stream_created)
+            if not reset:
+                return False
+            log.warning("bus.stream_recreated", stream=self.stream, reason="the NATS store had lost it")
+            for consumer in self.consumers:
+                await self._ensure_consumer(consumer)
+            for hook in self.on_reset:
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("bus.reset_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)))
+            return True
 
     @property
     def supports_multi_filter(self) -> bool:
@@ -131,12 +172,58 @@ class Bus:
     def command_subject(self, name: str) -> str:
         return f"_{self.namespace}_cmd.{name}"
 
-    async def publish(self, event: Event) -> int:
-        """Publish an event once (deduplicated by `event_id`); returns its stream sequence."""
+    def max_event_bytes(self) -> int:
+        """The largest encoded event the server takes (its max payload, less room for headers)."""
+        return int(self.nc.max_payload) - HEADER_ALLOWANCE
+
+    def check_size(self, data: bytes, what: str) -> None:
+        """Refuse, with a clear 413, what the server would refuse to carry."""
+        if len(data) > self.max_event_bytes():
+            raise PayloadTooLarge(
+                f"{what} is {len(data)} bytes encoded, more than the {self.max_event_bytes()} bytes the event bus "
+                "carries; send less data"
+            )
+
+    async def publish(self, event: Event, *, retry_seconds: float | None = None) -> int:
+        """Publish an event once (deduplicated by `event_id`); returns its stream sequence.
+
+        While NATS is unreachable or a stream leader is being elected, the same message (same id, so stored
+        once) is sent again until `retry_seconds` (default: the stream policy's) have passed; then Unavailable."""
+        data = encode_event(event)
+        self.check_size(data, f"the {event.type} event")
         headers = {"Nats-Msg-Id": event.event_id, "AP-Type": event.type}
         propagate.inject(headers)
-        ack = await self.js.publish(self.subject(event.type), encode_event(event), headers=headers)
-        return int(ack.seq)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.policy.publish_retry if retry_seconds is None else retry_seconds)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                ack = await self.js.publish(
+                    self.subject(event.type), data, headers=headers, timeout=PUBLISH_ATTEMPT_SECONDS
+                )
+                if attempt > 1:
+                    log.info("bus.publish_recovered", type=event.type, event_id=event.event_id, attempts=attempt)
+                return int(ack.seq)
+            except asyncio.CancelledError:
+                raise
+            except NoStreamResponseError:
+                # No stream takes the subject: the NATS store was lost; re-create the stream and send again.
+                with contextlib.suppress(Exception):
+                    await self.check_stream()
+                problem = "no stream"
+            except APIError as exc:
+                if exc.code is not None and exc.code < 500 and exc.code not in (408, 429):
+                    raise
+                problem = str(exc)
+            except (nats.errors.Error, OSError) as exc:
+                problem = type(exc).__name__
+            if loop.time() >= deadline:
+                log.warning("bus.publish_failed", type=event.type, event_id=event.event_id, attempts=attempt)
+                raise Unavailable(
+                    f"the event bus did not confirm the {event.type} event after {attempt} attempts ({problem})"
+                )
+            await asyncio.sleep(min(0.1 * attempt, 1.0, max(deadline - loop.time(), 0.0)))
 
     async def publish_all(self, events: Sequence[Event]) -> int:
         """Publish events in order; returns the last sequence."""
@@ -154,8 +241,14 @@ class Bus:
         concurrency: int = 1,
         ack_wait: float = 30.0,
         deliver_new: bool = False,
+        on_poison: PoisonHandler | None = None,
+        max_ack_pending: int | None = None,
+        backoff: float = 0.2,
     ) -> Consumer:
-        """Run a durable pull consumer; a handler that raises is retried with backoff."""
+        """Run a durable pull consumer; a handler that raises is retried with backoff (`backoff` * 2**attempt seconds).
+
+        A message that keeps failing for a reason other than an unreachable NATS or PostgreSQL is ended after
+        MAX_FAILED_DELIVERIES deliveries; `on_poison` is then given the event and the error, to end it visibly."""
         durable = f"{self.namespace}_{durable}"
         subjects = [self.subject(t) for t in event_types]
         multi_filter = len(subjects) > 1 and self.supports_multi_filter
@@ -163,11 +256,25 @@ class Bus:
             durable_name=durable,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=ack_wait,
-            max_ack_pending=max(concurrency * 4, 16),
+            max_ack_pending=max_ack_pending or max(concurrency * 4, 16),
             deliver_policy=DeliverPolicy.NEW if deliver_new else DeliverPolicy.ALL,
             filter_subjects=subjects if multi_filter else None,
             filter_subject=subjects[0] if len(subjects) == 1 else None,
         )
+        wanted_types = None if ">" in event_types else frozenset(event_types)
+        if wanted_types is not None:
+            handler = only(wanted_types, handler)
+        consumer = Consumer(durable, config, handler, concurrency, ack_wait, on_poison, backoff)
+        await self._ensure_consumer(consumer)
+        self.consumers.append(consumer)
+        consumer.task = asyncio.create_task(
+            consumer.run(lambda: self.nc.is_connected, lambda: self._repair(consumer)), name=f"consume:{durable}"
+        )
+        return consumer
+
+    async def _ensure_consumer(self, consumer: Consumer) -> None:
+        """Create the durable consumer if it is missing (or update its filter), and bind to it."""
+        config, durable = consumer.config, consumer.durable
         try:
             info = await self.js.consumer_info(self.stream, durable)
             current = set(info.config.filter_subjects or [info.config.filter_subject or ""])
@@ -179,93 +286,19 @@ class Bus:
         except NotFoundError:
             with contextlib.suppress(BadRequestError):
                 await self.js.add_consumer(self.stream, config)
-        wanted_types = None if ">" in event_types else frozenset(event_types)
-        if wanted_types is not None:
-            handler = _only(wanted_types, handler)
-        sub = await self.js.pull_subscribe_bind(durable=durable, stream=self.stream)
-        consumer = Consumer(durable=durable, sub=sub)
-        consumer.task = asyncio.create_task(
-            self._pull_loop(sub, consumer, handler, concurrency, ack_wait), name=f"consume:{durable}"
-        )
-        return consumer
+            if consumer.sub is not None:
+                log.warning("bus.consumer_recreated", consumer=durable)
+        if consumer.sub is not None:
+            with contextlib.suppress(Exception):
+                await consumer.sub.unsubscribe()
+        consumer.sub = await self.js.pull_subscribe_bind(durable=durable, stream=self.stream)
+        consumer.healthy = True
 
-    async def _pull_loop(
-        self,
-        sub: JetStreamContext.PullSubscription,
-        consumer: Consumer,
-        handler: EventHandler,
-        concurrency: int,
-        ack_wait: float,
-    ) -> None:
-        slots = asyncio.Semaphore(concurrency)
-        while True:
-            # One message per pull: a batched pull holds the first message back while it waits for more,
-            # delaying it and (past ack_wait) getting it redelivered while still unhandled.
-            await slots.acquire()
-            slots.release()
-            try:
-                msgs = await sub.fetch(1, timeout=5)
-            except NatsTimeout:
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("bus.fetch_failed", consumer=consumer.durable, error=str(exc))
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                await slots.acquire()
-                task = asyncio.create_task(self._handle(msg, consumer, handler, slots, ack_wait))
-                consumer.inflight.add(task)
-                task.add_done_callback(consumer.inflight.discard)
-                if concurrency == 1:
-                    await asyncio.shield(task)
-
-    async def _handle(
-        self,
-        msg: Msg,
-        consumer: Consumer,
-        handler: EventHandler,
-        slots: asyncio.Semaphore,
-        ack_wait: float,
-    ) -> None:
-        try:
-            try:
-                event = parse_event(msg.data)
-            except ValidationError as exc:
-                log.error("bus.undecodable_event", consumer=consumer.durable, subject=msg.subject, error=str(exc))
-                await msg.term()
-                return
-            ctx = propagate.extract(dict(msg.headers or {}))
-            with tracer.start_as_current_span(f"handle {event.type}", context=ctx) as span:
-                span.set_attribute("agentport.consumer", consumer.durable)
-                heartbeat = asyncio.create_task(_keep_in_progress(msg, ack_wait))
-                try:
-                    await handler(event)
-                finally:
-                    heartbeat.cancel()
-            await msg.ack()
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await msg.nak()
-            raise
-        except RetryLater as later:
-            delivered = msg.metadata.num_delivered if msg.metadata else 1
-            log.info("bus.retry_later", consumer=consumer.durable, reason=str(later), attempt=delivered)
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=min(0.5 * delivered, 5.0))
-        except Exception as exc:
-            delivered = msg.metadata.num_delivered if msg.metadata else 1
-            log.exception("bus.handler_failed", consumer=consumer.durable, subject=msg.subject, attempt=delivered)
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=min(0.2 * 2**delivered, 30.0))
-            del exc
-        finally:
-            slots.release()
-            seq = msg.metadata.sequence.stream if msg.metadata else 0
-            async with consumer.processed:
-                consumer.processed_seq = max(consumer.processed_seq, seq)
-                consumer.processed.notify_all()
+    async def _repair(self, consumer: Consumer) -> None:
+        """After failed fetches: re-create the stream and this consumer if the NATS store lost them."""
+        with contextlib.suppress(Exception):
+            await self.check_stream()
+            await self._ensure_consumer(consumer)
 
     async def listen(self, event_types: Sequence[str], handler: EventHandler) -> Subscription:
         """Receive live events without a durable consumer (for in-process waiters); nothing is acked."""
@@ -336,31 +369,16 @@ class Bus:
         try:
             return await self.js.key_value(name)
         except (NotFoundError, BadRequestError):
-            return await self.js.create_key_value(KeyValueConfig(bucket=name))
+            return await self.js.create_key_value(KeyValueConfig(bucket=name, replicas=self.policy.replicas))
 
     async def close(self) -> None:
-        """Drain what is in flight (briefly), then close; consumers are already stopped by now."""
+        """Flush what was sent (briefly), then close; consumers and subscriptions are already stopped by now.
+
+        Not `drain()`: cut short on a stalled connection, it leaves the client's own tasks failing unobserved."""
         if self.nc.is_closed:
             return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.nc.drain(), 3.0)
+        if self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self.nc.flush(timeout=3)
         with contextlib.suppress(Exception):
             await self.nc.close()
-
-
-async def _keep_in_progress(msg: Msg, ack_wait: float) -> None:
-    """Tell the server a long handler is still working, so the message is not redelivered meanwhile."""
-    while True:
-        await asyncio.sleep(max(ack_wait / 3, 0.5))
-        with contextlib.suppress(Exception):
-            await msg.in_progress()
-
-
-def _only(event_types: frozenset[str], handler: EventHandler) -> EventHandler:
-    """Skip (and so ack) events a consumer did not ask for, for servers that cannot filter them."""
-
-    async def filtered(event: AnyEvent) -> None:
-        if event.type in event_types:
-            await handler(event)
-
-    return filtered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,43 @@ async def connect(database_url: str, schema: str, ddl: Path | None, *, wait_seco
 def row_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
     """A record as a plain dict (None stays None)."""
     return dict(record) if record is not None else None
+
+
+_DOWN = (
+    asyncpg.PostgresConnectionError,  # class 08, and a connection that died mid-query
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+_CLOSED_MESSAGES = (
+    "pool is closing",
+    "pool is closed",
+    "connection is closed",
+    "connection was closed",
+    "another operation",  # InternalClientError: a connection broken by a shutdown in the middle of a query
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says PostgreSQL cannot be reached now, rather than a bug of ours."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, _DOWN):
+            return True
+        closed = isinstance(seen, asyncpg.InterfaceError | asyncpg.InternalClientError)
+        if closed and any(m in str(seen) for m in _CLOSED_MESSAGES):
+            return True
+        if isinstance(seen, OSError | TimeoutError) and _raised_in_asyncpg(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _raised_in_asyncpg(exc: BaseException) -> bool:
+    return any(
+        str(frame.f_globals.get("__name__", "")).startswith("asyncpg")
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )

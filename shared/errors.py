@@ -53,6 +53,13 @@ class Conflict(AgentPortError):
     status = 409
 
 
+class PayloadTooLarge(AgentPortError):
+    """A request (or the event it would become) is larger than the bus or the server accepts."""
+
+    code = "payload_too_large"
+    status = 413
+
+
 class TooManyAttempts(AgentPortError):
     code = "too_many_attempts"
     status = 429

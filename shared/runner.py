@@ -20,7 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import logging as ap_logging
 from shared import tracing
-from shared.bus import Bus, CommandHandler, Consumer, EventHandler
+from shared.bus import Bus, CommandHandler
+from shared.consumers import Consumer, EventHandler, PoisonHandler
 from shared.db import connect as db_connect
 from shared.errors import Unavailable
 from shared.events import AnyEvent, derived_id
@@ -61,6 +62,8 @@ class ServiceContext:
         *,
         concurrency: int = 1,
         ack_wait: float = 30.0,
+        on_poison: PoisonHandler | None = None,
+        max_ack_pending: int | None = None,
     ) -> Consumer:
         """Declare a durable consumer; its handler is timed and counted."""
 
@@ -76,9 +79,21 @@ class ServiceContext:
                 HANDLER_SECONDS.labels(durable, event.type).observe(time.perf_counter() - started)
                 EVENTS_HANDLED.labels(durable, event.type, outcome).inc()
 
-        consumer = await self.bus.consume(durable, event_types, measured, concurrency=concurrency, ack_wait=ack_wait)
+        consumer = await self.bus.consume(
+            durable,
+            event_types,
+            measured,
+            concurrency=concurrency,
+            ack_wait=ack_wait,
+            on_poison=on_poison,
+            max_ack_pending=max_ack_pending,
+        )
         self.consumers[durable] = consumer
         return consumer
+
+    def on_bus_reset(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` when the event stream is found re-created (the NATS store was lost)."""
+        self.bus.on_reset.append(hook)
 
     async def serve_command(self, name: str, handler: CommandHandler) -> None:
         """Answer a request/reply command on the bus."""
@@ -123,6 +138,9 @@ async def _ready(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
     checks: dict[str, str] = {}
     checks["nats"] = "ok" if ctx.bus.nc.is_connected else "down"
+    checks["stream"] = "ok" if ctx.bus.stream_ok else "missing"
+    stalled = sorted(c.durable for c in ctx.consumers.values() if not c.healthy)
+    checks["consumers"] = "ok" if not stalled else "failing: " + ", ".join(stalled)
     if ctx.db is not None:
         try:
             async with asyncio.timeout(2):
@@ -156,7 +174,9 @@ async def start_service(spec: ServiceSpec, settings: CommonSettings) -> tuple[Se
     log = structlog.get_logger(spec.name)
     if not settings.nats_url:
         raise Unavailable("NATS_URL is not set (use `agentport serve all` to start embedded servers)")
-    bus = await Bus.connect(settings.nats_url, settings.namespace, f"agentport-{spec.name}")
+    bus = await Bus.connect(
+        settings.nats_url, settings.namespace, f"agentport-{spec.name}", policy=settings.stream_policy()
+    )
     db = None
     if spec.schema is not None:
         if not settings.database_url:
@@ -169,6 +189,7 @@ async def start_service(spec: ServiceSpec, settings: CommonSettings) -> tuple[Se
     app.router.add_get("/ready", _ready)
     app.router.add_get("/metrics", _metrics)
     await spec.setup(ctx)
+    ctx.spawn(_watch_stream(ctx), "bus-watchdog")
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=5)
     await runner.setup()
     host, port = spec.http_host(settings), spec.http_port(settings)
@@ -178,6 +199,21 @@ async def start_service(spec: ServiceSpec, settings: CommonSettings) -> tuple[Se
     ctx.state["http_address"] = bound
     log.info("service.started", http=f"http://{bound[0]}:{bound[1]}", namespace=settings.namespace)
     return ctx, runner
+
+
+STREAM_CHECK_SECONDS = 3.0
+
+
+async def _watch_stream(ctx: ServiceContext) -> None:
+    """Notice a lost NATS store within seconds: re-create the stream and consumers, run the reset hooks."""
+    while True:
+        await asyncio.sleep(STREAM_CHECK_SECONDS)
+        if not ctx.bus.nc.is_connected:
+            continue
+        try:
+            await ctx.bus.check_stream()
+        except Exception as exc:
+            ctx.log.warning("bus.stream_check_failed", error=str(exc) or type(exc).__name__)
 
 
 async def stop_service(ctx: ServiceContext, runner: web.AppRunner) -> None:

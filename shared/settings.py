@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from shared.bus import StreamPolicy
 
 
 class CommonSettings(BaseSettings):
@@ -24,6 +28,24 @@ class CommonSettings(BaseSettings):
     health_host: str = "127.0.0.1"
     health_port: int = 0
     instance_id: str = ""
+    # The event stream's retention: events older than this, or past this size, are removed (read models keep
+    # their state in PostgreSQL, and configuration events are kept in a stream of their own without limits).
+    stream_max_age_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    stream_max_bytes: int = Field(default=1024**3, gt=0)
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    # How long a publish is retried (with the same message id, so it is stored once) while NATS is unreachable.
+    publish_retry_seconds: float = Field(default=30.0, gt=0, le=110)
+
+    def stream_policy(self) -> StreamPolicy:
+        """What the bus creates streams with."""
+        from shared.bus import StreamPolicy
+
+        return StreamPolicy(
+            max_age=self.stream_max_age_seconds,
+            max_bytes=self.stream_max_bytes,
+            replicas=self.stream_replicas,
+            publish_retry=self.publish_retry_seconds,
+        )
 
 
 class GatewaySettings(CommonSettings):
@@ -83,6 +105,8 @@ class ExecutorSettings(CommonSettings):
     stdio_servers_file: Path | None = None
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
     ack_wait_seconds: float = Field(default=30.0, gt=0)
+    # Calls of one org running at once in one executor process (of its 32): one org cannot take them all.
+    max_calls_per_org: int = Field(default=8, gt=0)
     upstream_oauth_clients: SecretStr | None = None
     upstream_oauth_refresh_skew_seconds: float = Field(default=30.0, ge=0)
 
