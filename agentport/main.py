@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn, cast
+from typing import Any, NoReturn, cast
 
 from agentport.cli import approvals, connect, integrations, keys, login, logs, output, tools
 from agentport.cli.context import Context, Subcommands, common_options
@@ -62,7 +62,14 @@ def _operator_commands(sub: Subcommands) -> None:
     ck.add_argument("--email", required=True)
     ck.add_argument("--name", required=True)
     va = adm_sub.add_parser("verify-audit", help="check the audit log's hash chain")
-    for leaf in (cu, ck, va):
+    rc = adm_sub.add_parser(
+        "reconcile", help="end calls left open (e.g. after NATS lost its store) from what the executor recorded"
+    )
+    rc.add_argument(
+        "--older-than", type=float, default=300.0, metavar="SECONDS", help="only calls requested this long ago"
+    )
+    rc.add_argument("--dry-run", action="store_true", help="report the open calls, change nothing")
+    for leaf in (cu, ck, va, rc):
         leaf.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
 
@@ -128,10 +135,14 @@ def _operate(args: argparse.Namespace) -> int:
         ok, report = asyncio.run(admin.verify_audit(data_dir))
         print(report)
         return 0 if ok else ERROR
+    elif args.admin_command == "reconcile":
+        result = asyncio.run(admin.reconcile(data_dir, args.older_than, args.dry_run))
+        summary = ", ".join(f"{n} {action}" for action, n in sorted(result["actions"].items())) or "nothing to do"
+        _say(result, f"{result['open']} open call(s): {summary}", as_json)
     return 0
 
 
-def _say(data: dict[str, str], text: str, as_json: bool) -> None:
+def _say(data: dict[str, Any], text: str, as_json: bool) -> None:
     if as_json:
         output.emit_json(data)
     else:

@@ -31,5 +31,8 @@ class AuditHandlers:
             raise NotFound(f"no call {payload['call_id']} in the audit log")
         return story
 
+    async def open_calls_command(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        return await audit_log.open_calls(self.pool, float(payload.get("older_than_seconds", 300)))
+
     async def verify_command(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await audit_log.verify(self.pool, payload.get("org_id"))

@@ -111,6 +111,21 @@ async def list_calls(pool: asyncpg.Pool, org_id: str, filters: dict[str, Any]) -
     return {"items": [r["summary"] for r in rows], "total": total, "limit": limit, "offset": offset}
 
 
+async def open_calls(pool: asyncpg.Pool, older_than_seconds: float, limit: int = 1000) -> list[dict[str, Any]]:
+    """Calls, of every org, that have no ending yet and were requested before the cut-off (for reconcile).
+
+    Calls waiting for a human are left out: their approval request ends them (decision or expiry)."""
+    rows = await pool.fetch(
+        """SELECT call_id, org_id, status FROM calls
+           WHERE status NOT IN ('completed', 'failed', 'denied', 'expired', 'coalesced', 'pending_approval')
+             AND (requested_at IS NULL OR requested_at < now() - make_interval(secs => $1))
+           ORDER BY requested_at NULLS FIRST LIMIT $2""",
+        older_than_seconds,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
 async def call_story(pool: asyncpg.Pool, org_id: str, call_id: str) -> dict[str, Any] | None:
     """One call's summary and every log entry about it, in order."""
     summary = await pool.fetchval("SELECT summary FROM calls WHERE call_id=$1 AND org_id=$2", call_id, org_id)

@@ -15,6 +15,7 @@ async def setup(ctx: ServiceContext) -> None:
     await ctx.serve_command("audit.logs", handlers.logs_command)
     await ctx.serve_command("audit.call", handlers.call_command)
     await ctx.serve_command("audit.verify", handlers.verify_command)
+    await ctx.serve_command("audit.open_calls", handlers.open_calls_command)
 
 
 def spec() -> ServiceSpec:

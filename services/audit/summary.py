@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from shared.events import (
@@ -26,6 +27,19 @@ STATUS_AFTER: dict[str, str] = {
     "call.expired": "expired",
     "call.coalesced": "coalesced",
 }
+# The states a call goes through before its ending, in order. Events can arrive out of order (a handler
+# retried after a PostgreSQL outage, a redelivery): a state never moves back, and an ending is never undone.
+PROGRESS = ("requested", "allowed", "held", "pending_approval", "released", "running")
+ENDINGS = frozenset(STATUS_AFTER.values())
+
+
+def _advance(s: dict[str, Any], status: str) -> None:
+    current = s.get("status")
+    if current in ENDINGS:
+        return
+    if current in PROGRESS and status in PROGRESS and PROGRESS.index(status) < PROGRESS.index(current):
+        return
+    s["status"] = status
 
 
 def fold(summary: dict[str, Any], event: AnyEvent) -> dict[str, Any]:
@@ -37,7 +51,6 @@ def fold(summary: dict[str, Any], event: AnyEvent) -> dict[str, Any]:
         s.update(
             call_id=event.call_id,
             org_id=event.org_id,
-            status=s.get("status", "requested"),
             integration_id=spec.integration_id,
             tool_name=spec.tool_name,
             arguments=spec.arguments,
@@ -48,18 +61,17 @@ def fold(summary: dict[str, Any], event: AnyEvent) -> dict[str, Any]:
             channel=spec.channel,
             requested_at=at,
         )
+        _advance(s, "requested")
     elif isinstance(event, CallRuled):
         s.update(verdict=event.verdict, rule=event.rule, ruled_at=at)
-        if s.get("status") in (None, "requested"):
-            s["status"] = {"allow": "allowed", "hold": "held", "deny": "denied"}[event.verdict]
+        _advance(s, {"allow": "allowed", "hold": "held", "deny": "denied"}[event.verdict])
     elif isinstance(event, ApprovalRequested):
         s.update(
             approval_request_id=event.request_id,
             expires_at=event.expires_at.isoformat(),
             coalesced=event.coalesced,
         )
-        if s.get("status") in (None, "requested", "held"):
-            s["status"] = "pending_approval"
+        _advance(s, "pending_approval")
     elif isinstance(event, ApprovalDecided):
         s.update(
             decision=event.decision,
@@ -69,9 +81,11 @@ def fold(summary: dict[str, Any], event: AnyEvent) -> dict[str, Any]:
             decided_at=at,
         )
     elif isinstance(event, CallReleased):
-        s.update(released_at=at, status="released")
+        s.update(released_at=at)
+        _advance(s, "released")
     elif isinstance(event, CallStarted):
-        s.update(started_at=at, executor_id=event.executor_id, status="running")
+        s.update(started_at=at, executor_id=event.executor_id)
+        _advance(s, "running")
     elif isinstance(event, CallCompleted):
         s.update(outcome={"result": event.result, "is_error": event.is_error}, upstream_ms=event.duration_ms)
     elif isinstance(event, CallFailed):
@@ -92,9 +106,7 @@ def fold(summary: dict[str, Any], event: AnyEvent) -> dict[str, Any]:
     if event.type in STATUS_AFTER:
         s["status"] = STATUS_AFTER[event.type]
         s["finished_at"] = at
-        if s.get("requested_at"):
-            from datetime import datetime
-
-            start = datetime.fromisoformat(s["requested_at"])
-            s["total_ms"] = round((event.occurred_at - start).total_seconds() * 1000, 3)
+    if s.get("finished_at") and s.get("requested_at"):
+        start, end = datetime.fromisoformat(s["requested_at"]), datetime.fromisoformat(s["finished_at"])
+        s["total_ms"] = round((end - start).total_seconds() * 1000, 3)
     return s

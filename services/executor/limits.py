@@ -62,8 +62,10 @@ async def read_capped(response: httpx.Response, limits: Limits) -> bytes:
 
 
 def check_result_size(result: types.CallToolResult, limits: Limits) -> types.CallToolResult:
-    """Refuse an MCP result larger than the limit (it would also be too large to travel on the bus)."""
-    if len(result.model_dump_json(by_alias=True, exclude_none=True)) > limits.max_bytes:
+    """Refuse an MCP result larger than the limit (it would also be too large to travel on the bus).
+
+    Counted in bytes of UTF-8, as it is sent: a character can take four."""
+    if len(result.model_dump_json(by_alias=True, exclude_none=True).encode()) > limits.max_bytes:
         raise limits.too_large()
     return result
 

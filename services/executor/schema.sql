@@ -65,3 +65,10 @@ CREATE TABLE IF NOT EXISTS upstream_tokens (
     problem text,
     PRIMARY KEY (org_id, integration_id)
 );
+
+-- When the event stream this executor last worked on was created: a different one means NATS lost its store,
+-- and the outcomes recorded here are published again so that no call stays open.
+CREATE TABLE IF NOT EXISTS stream_epochs (
+    stream text PRIMARY KEY,
+    created text NOT NULL
+);
