@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 REDACTED = "[redacted]"
 _SECRET_KEYS = ("token", "password", "secret", "authorization", "api_key", "credential", "cookie")
@@ -19,6 +20,20 @@ def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         if any(marker in lowered for marker in _SECRET_KEYS) and not lowered.endswith(("_id", "_count")):
             event_dict[key] = REDACTED
     return event_dict
+
+
+class _RequestBytesFilter(logging.Filter):
+    """aiohttp reports a request it could not parse with the bytes it choked on (a header line, an API key in it):
+    the log keeps that it happened and why, never what was sent."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "http.bad_request", ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"  # the client's fault, not ours
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            record.http_status, record.http_error = exc.code, type(exc).__name__
+        return True
 
 
 def configure(service: str, level: str = "info", fmt: str = "console") -> None:
@@ -50,9 +65,12 @@ def configure(service: str, level: str = "info", fmt: str = "console") -> None:
                 structlog.processors.format_exc_info,
                 renderer,
             ],
-            foreign_pre_chain=shared_processors,
+            foreign_pre_chain=[*shared_processors, structlog.stdlib.ExtraAdder(allow=("http_status", "http_error"))],
         )
     )
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _RequestBytesFilter) for f in server.filters):
+        server.addFilter(_RequestBytesFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))

@@ -37,7 +37,8 @@ def _scope(request: web.Request, extra: dict[str, Any]) -> Scope:
         "raw_path": request.raw_path.split("?", 1)[0].encode(),
         "query_string": request.query_string.encode(),
         "root_path": "",
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()],
+        # The bytes as received: a header aiohttp decoded from UTF-8 (or could not) need not fit in latin-1.
+        "headers": [(k.lower(), v) for k, v in request.raw_headers],
         "client": (peer[0], peer[1]) if peer else None,
         "server": (host, port),
         "state": {},
@@ -75,7 +76,7 @@ async def serve_asgi(app: ASGIApp, request: web.Request, extra_scope: dict[str, 
                 return
             try:
                 chunk = message.get("body", b"")
-                if chunk:
+                if chunk and request.method != "HEAD":  # a body after HEAD would be read as the next response
                     await response.write(chunk)
                 if not message.get("more_body", False):
                     await response.write_eof()

@@ -10,7 +10,8 @@ import structlog
 from aiohttp import web
 
 from services.gateway.principals import Principal, authenticate
-from shared.errors import AgentPortError, BadRequest, Unauthenticated
+from shared.db import unreachable as database_unreachable
+from shared.errors import AgentPortError, BadRequest, PayloadTooLarge, Unauthenticated, Unavailable
 from shared.events import contains_nul
 from shared.metrics import HTTP_REQUESTS
 from shared.runner import CTX_KEY
@@ -20,6 +21,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 
 NUL_REFUSED = "the input must not contain NUL characters (U+0000); no tool, id or filter can store them"
+DATABASE_DOWN = "the database is not reachable right now; try again in a moment"
 PUBLIC_PATHS = frozenset(
     {"/health", "/ready", "/metrics", "/api/auth/token", "/api/auth/callback", "/api/invitations/accept"}
 )
@@ -48,14 +50,21 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                 challenge += ', error="invalid_token"'
             headers = {"WWW-Authenticate": challenge}
         response = error_response(exc, headers)
+    except web.HTTPRequestEntityTooLarge:
+        limit = f"{request.client_max_size / 1024 / 1024:g} MiB"
+        response = error_response(PayloadTooLarge(f"the request body is larger than the {limit} this server accepts"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
         response = web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
-    except Exception:
-        log.exception("http.unhandled_error", path=request.path, method=request.method)
-        response = web.json_response({"error": {"code": "internal", "message": "internal error"}}, status=500)
+    except Exception as exc:
+        if not database_unreachable(exc):
+            log.exception("http.unhandled_error", path=request.path, method=request.method)
+            response = web.json_response({"error": {"code": "internal", "message": "internal error"}}, status=500)
+        else:
+            log.warning("http.database_unavailable", path=request.path, error=f"{type(exc).__name__}: {exc}")
+            response = error_response(Unavailable(DATABASE_DOWN), {"Retry-After": "5"})
     HTTP_REQUESTS.labels(route, str(response.status)).inc()
     return response
 

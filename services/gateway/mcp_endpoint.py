@@ -20,15 +20,20 @@ from services.gateway.asgi import serve_asgi
 from services.gateway.metatools import TOOLS, TOOLS_BY_NAME, MetaTools, summary_text
 from services.gateway.principals import Principal
 from services.gateway.tool_notices import ToolNotices
+from shared.errors import BadRequest
 
 PRINCIPAL_SCOPE_KEY = "agentport.principal"
+# Headers the protocol reads: a value that is not ASCII is refused in our error shape, not misread as latin-1.
+PROTOCOL_HEADERS = ("Accept", "Content-Type", "Mcp-Protocol-Version", "Mcp-Session-Id", "Last-Event-ID")
 
 INSTRUCTIONS = (
     "AgentPort lets you use real services through approval policies set by humans. Discover with "
     "agentport__list_installed_integrations, agentport__list_integration_tools and agentport__describe_tool "
     "before calling. Call tools with agentport__call_tool and always give additional_info: one sentence a human "
     "can verify. If a call returns approval_required, share the approval_url with a human and immediately call "
-    "agentport__await_approval. Never retry or work around a denied call."
+    "agentport__await_approval. Give each call an idempotency_key; after a lost connection or a timeout, ask "
+    "again with the same key (or await the call_id you were given) instead of starting a new call. Never retry "
+    "or work around a denied call."
 )
 
 
@@ -128,4 +133,7 @@ class McpEndpoint:
             await self._task
 
     async def handle(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        for name in PROTOCOL_HEADERS:
+            if not all(value.isascii() for value in request.headers.getall(name, ())):
+                raise BadRequest(f"the {name} header must be ASCII text; it holds other characters")
         return await serve_asgi(self.manager.handle_request, request, {PRINCIPAL_SCOPE_KEY: principal})

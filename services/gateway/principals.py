@@ -58,14 +58,16 @@ def from_trusted_proxy(request: web.Request) -> bool:
     """Whether the approvals web UI sent this request on a human's behalf (it holds the shared secret)."""
     expected = request.app[CTX_KEY].state.get("ui_proxy_secret")
     sent = request.headers.get(PROXY_AUTH_HEADER)
-    return bool(expected and sent and hmac.compare_digest(str(expected).encode(), sent.encode()))
+    return bool(
+        expected and sent and hmac.compare_digest(str(expected).encode(), sent.encode(errors="surrogateescape"))
+    )
 
 
 async def authenticate(pool: asyncpg.Pool, request: web.Request) -> Principal:
     """Resolve X-API-Key or a Bearer token to a principal, or raise Unauthenticated."""
-    key = request.headers.get("X-API-Key")
+    key = _credential(request.headers.get("X-API-Key"), "the X-API-Key header")
     bearer = request.headers.get("Authorization", "")
-    token = bearer[7:].strip() if bearer[:7].lower() == "bearer " else None
+    token = _credential(bearer[7:], "the bearer token") if bearer[:7].lower() == "bearer " else None
     if key:
         return await _from_key(pool, key, request)
     if token and token.startswith(KEY_PREFIX):
@@ -80,6 +82,17 @@ async def authenticate(pool: asyncpg.Pool, request: web.Request) -> Principal:
         await check_session_request(request, cookie, request.app[CTX_KEY].settings)  # type: ignore[arg-type]
         return who
     raise Unauthenticated("send an API key in X-API-Key, or a bearer token")
+
+
+def _credential(value: str | None, where: str) -> str | None:
+    """A key or token as sent, trimmed; one with characters no key or token has (not printable ASCII: often raw
+    UTF-8 or binary bytes in a header) is refused here, as matching nothing."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not (value.isascii() and value.isprintable()):
+        raise Unauthenticated(f"{where} holds characters no AgentPort key or token has; send it as printable ASCII")
+    return value
 
 
 async def session_human(pool: asyncpg.Pool, request: web.Request) -> Principal | None:
@@ -114,6 +127,7 @@ async def _from_key(pool: asyncpg.Pool, key: str, request: web.Request) -> Princ
 
 
 async def _from_session(pool: asyncpg.Pool, token: str, request: web.Request) -> Principal:
+    token = _credential(token, "the session token") or ""
     row = await pool.fetchrow(
         """SELECT u.user_id, u.org_id, u.email, u.role FROM sessions s JOIN users u USING (user_id)
            WHERE s.token_hash=$1 AND s.expires_at > now()""",

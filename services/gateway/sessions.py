@@ -82,7 +82,8 @@ def check_same_origin(request: web.Request, settings: GatewaySettings) -> None:
 
 
 def check_token(expected: str, sent: str | None) -> None:
-    if not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
+    # A header with raw non-UTF-8 bytes arrives as surrogate escapes: compared as the bytes sent, never a 500.
+    if not sent or not hmac.compare_digest(expected.encode(), sent.encode("utf-8", "surrogateescape")):
         raise CsrfRefused("missing or wrong CSRF token; reload the page and try again")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import asyncpg
 from aiohttp import web
@@ -30,11 +30,33 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 REGISTER_LOCK = "agentport-first-user"
 
 
+HOME = "/"
+NEXT_MAX_LENGTH = 2000
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+
+
 def safe_next(value: object) -> str:
-    """Only a path on this site: never another host (`//evil`, `/\\evil`, `https://…`)."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")) and len(value) < 2000:
-        return value
-    return "/"
+    """Where a browser goes after a form: a path on this site as given (trimmed), else the home page.
+
+    The one check for every return path (`next`). Browsers drop tabs and newlines from a Location and read a
+    backslash as a slash, so `/<tab>/evil` or `/<backslash>evil` would mean the host `evil`: the value must be
+    printable ASCII without backslashes, and its path, also once (or more) percent-decoded, must start with a
+    single `/` and hold no control character or backslash.
+    """
+    if not isinstance(value, str):
+        return HOME
+    value = value.strip()
+    if not value or len(value) > NEXT_MAX_LENGTH or not all("!" <= ch <= "~" for ch in value) or "\\" in value:
+        return HOME
+    path = re.split(r"[?#]", value, maxsplit=1)[0]
+    for _ in range(4):
+        if not path.startswith("/") or path.startswith("//") or _UNSAFE_IN_PATH.search(path):
+            return HOME
+        decoded = unquote(path)
+        if decoded == path:
+            return value
+        path = decoded
+    return HOME
 
 
 def _back(path: str, **params: str) -> web.HTTPSeeOther:

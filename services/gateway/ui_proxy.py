@@ -32,6 +32,7 @@ from services.gateway.sessions import (
     prelogin_token,
     set_prelogin_cookie,
 )
+from services.gateway.sign_in import safe_next
 from shared.bus import Bus
 from shared.errors import Unauthenticated, Unavailable
 from shared.runner import CTX_KEY
@@ -170,11 +171,13 @@ class UiProxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         token = request.cookies.get(SESSION_COOKIE)
+        if token is not None and not (token.isascii() and token.isprintable()):
+            token = None  # no session token has such characters: signed out
         row = await self._viewer(token) if token else None
         anonymous_ok = request.path == "/" or request.path.startswith(ANONYMOUS_PREFIXES)
         if row is None and not anonymous_ok:
             if request.method == "GET" and not request.path.startswith(STREAMING_PATHS):
-                raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
+                raise web.HTTPSeeOther("/login?" + urlencode({"next": safe_next(request.path_qs)}))
             raise Unauthenticated("sign in first")
         new_prelogin = None
         context = await self._context(request, token, row)

@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from services.gateway.sign_in import safe_next
+
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
@@ -73,7 +75,7 @@ def consent(
 ) -> web.Response:
     """The consent page, with the authorization request carried in hidden fields."""
     authorize = "/authorize?" + urlencode(params)
-    sign_in = Template(_SIGN_IN).substitute(login_url=escape("/login?" + urlencode({"next": authorize})))
+    sign_in = Template(_SIGN_IN).substitute(login_url=escape("/login?" + urlencode({"next": safe_next(authorize)})))
     fields = [*params, ("csrf", csrf)]
     hidden = "\n".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields)
     body = _CONSENT.substitute(

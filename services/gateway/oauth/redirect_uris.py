@@ -12,8 +12,14 @@ from urllib.parse import urlsplit
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_URI_TEXT = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
 # Schemes a browser would run, read locally or open as a document rather than hand to an app.
 _REFUSED_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "about", "blob", "ftp", "ws", "wss"})
+
+
+def is_uri_text(uri: str) -> bool:
+    """Whether `uri` holds only characters a URI may (RFC 3986): no backslash, quote, space or non-ASCII."""
+    return bool(_URI_TEXT.match(uri))
 
 
 def registration_problem(uri: str) -> str | None:

@@ -176,6 +176,15 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: store.Client) -> str:
+        # authlib quotes the URI in its refusal, whose text may not hold some of these characters (a 500).
+        uri = request.payload.redirect_uri
+        if uri and not redirect_uris.is_uri_text(uri):
+            raise InvalidRequestError("redirect_uri is not a URI: it holds a backslash, quote, space or non-ASCII")
+        redirect_uri: str = AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+        return redirect_uri
+
     def create_authorization_response(self, redirect_uri: str, grant_user: Any) -> tuple[int, str, Any]:
         status, body, headers = super().create_authorization_response(redirect_uri, grant_user)
         server: GatewayAuthorizationServer = self.server
