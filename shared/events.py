@@ -129,6 +129,8 @@ class CallSpec(Model):
     actor: Actor
     client_ip: str | None = None
     channel: Literal["mcp", "rest", "cli"] = "mcp"
+    # Left out when absent, so a call without a key is encoded exactly as before keys existed.
+    idempotency_key: str | None = Field(default=None, exclude_if=lambda key: key is None)
 
 
 class Event(Model):

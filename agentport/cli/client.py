@@ -44,7 +44,9 @@ class Gateway:
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
 
-    def long_poll(self, path: str, seconds: float, body: dict[str, Any] | None = None) -> Any:
+    def long_poll(
+        self, path: str, seconds: float, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
         """POST with `?timeout=seconds`, waiting a little longer than the gateway's own budget."""
         return self.request(
             "POST",
@@ -52,6 +54,7 @@ class Gateway:
             json=body if body is not None else {},
             params={"timeout": f"{seconds:g}"},
             timeout=httpx.Timeout(seconds + POLL_SLACK_SECONDS, connect=CONNECT_SECONDS),
+            headers=headers,
         )
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from agentport.cli import outcomes, output
+from agentport.cli.client import Gateway
 from agentport.cli.context import Context, Subcommands, leaf
-from agentport.cli.exits import OK, UsageError
+from agentport.cli.exits import OK, CliError, UsageError
 
 MODES = ("allow", "require_approval", "deny")
+# Failures where the call may or may not have reached the gateway: asked again under the same key.
+TRANSPORT_ERRORS = frozenset({"unavailable", "timeout"})
+RETRY_PAUSES = (0.5, 1.5)
 
 
 def register(sub: Subcommands) -> None:
@@ -48,6 +54,12 @@ def register(sub: Subcommands) -> None:
         type=float,
         metavar="SECONDS",
         help="stop waiting after this long (exit 3 if a human has not decided yet)",
+    )
+    call.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="the same KEY again gives the first call's outcome instead of calling twice (up to 200 characters; "
+        "default: a new key for this run, reused when the CLI retries after a network error)",
     )
     mode = leaf(tools, "set-mode", set_mode, "set a tool's approval mode (humans with the owner or admin role)")
     mode.add_argument("integration", metavar="INTEGRATION")
@@ -113,10 +125,38 @@ def call_tool(args: argparse.Namespace, ctx: Context) -> int:
     body: dict[str, Any] = {"arguments": arguments}
     if args.info:
         body["additional_info"] = args.info
+    key = args.idempotency_key or "cli-" + secrets.token_hex(12)
     until = outcomes.deadline(args.timeout)
-    first = gateway.long_poll(f"{tool_path(args.integration, args.tool)}/call", outcomes.first_poll(until), body)
-    result = outcomes.follow(gateway, first, args.wait, until)
+    try:
+        first = send_call(gateway, f"{tool_path(args.integration, args.tool)}/call", body, key, until)
+        result = outcomes.follow(gateway, first, args.wait, until)
+    except CliError as exc:
+        if exc.error_code not in TRANSPORT_ERRORS:
+            raise
+        raise CliError(
+            f"{exc.message}; the call may have been made: run the same command with --idempotency-key {key} "
+            "to get its outcome without calling twice",
+            exc.code,
+            exc.error_code,
+        ) from exc
     return outcomes.show(result, ctx.json)
+
+
+def send_call(gateway: Gateway, path: str, body: dict[str, Any], key: str, until: float | None) -> dict[str, Any]:
+    """POST the call under its idempotency key, asking again (same key: never a second call) after a network
+    error or an unavailable gateway."""
+    pauses = iter(RETRY_PAUSES)
+    while True:
+        try:
+            answer: dict[str, Any] = gateway.long_poll(
+                path, outcomes.first_poll(until), body, headers={"Idempotency-Key": key}
+            )
+            return answer
+        except CliError as exc:
+            pause = next(pauses, None)
+            if exc.error_code not in TRANSPORT_ERRORS or pause is None:
+                raise
+        time.sleep(pause)
 
 
 def build_arguments(raw: str | None, pairs: list[str]) -> dict[str, Any]:

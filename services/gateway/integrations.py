@@ -273,7 +273,7 @@ class Integrations:
             openapi=openapi,
             timeout_seconds=view.get("timeout_seconds"),
         )
-        with self.waiters.watch(f"install:{event.event_id}") as watch:
+        with self.waiters.watch(who.org_id, "install", event.event_id) as watch:
             await self.bus.publish(event)
             await self.projection.apply(event)
             outcome = await watch.next(self.install_wait)

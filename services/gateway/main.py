@@ -54,6 +54,13 @@ async def setup(ctx: ServiceContext) -> None:
         settings.install_wait_seconds,
     )
     calls = Calls(ctx.bus, ctx.pool, waiters, settings.base_url, settings.keepalive_seconds)
+
+    async def after_store_loss() -> None:
+        # Calls accepted but not yet held or ended were in the lost store: send them again to be ruled and run.
+        count = await calls.records.republish_open(ctx.bus, settings.stream_max_age_seconds)
+        ctx.log.warning("gateway.open_calls_republished", count=count)
+
+    ctx.on_bus_reset(after_store_loss)
     meta = MetaTools(integrations, calls, settings.call_wait_seconds, settings.await_budget_seconds)
     endpoint = McpEndpoint(build_server(meta, VERSION, notices))
     await endpoint.start()

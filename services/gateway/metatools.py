@@ -9,16 +9,18 @@ from typing import Any
 
 import structlog
 
-from services.gateway.calls import Calls, Progress, validate_arguments
-from services.gateway.http import NUL_REFUSED
+from services.gateway.calls import MAX_IDEMPOTENCY_KEY, Calls, Progress, validate_arguments
+from services.gateway.http import DATABASE_DOWN, NUL_REFUSED
 from services.gateway.integrations import Integrations
 from services.gateway.principals import Principal
+from shared.db import unreachable as database_unreachable
 from shared.errors import AgentPortError, BadRequest
 from shared.events import contains_nul
 
 log = structlog.get_logger("gateway.metatools")
 
 PREFIX = "agentport__"
+INTERNAL_ERROR = "AgentPort hit an internal error running this tool; it was logged. Try again shortly."
 
 Handler = Callable[["MetaTools", Principal, dict[str, Any], Progress | None], Awaitable[dict[str, Any]]]
 
@@ -62,10 +64,14 @@ class MetaTools:
                 "error": {"code": exc.code, "message": exc.message},
                 "message": exc.message,
             }, True
-        except Exception:
-            log.exception("metatool.failed", tool=name)
-            message = "AgentPort hit an internal error running this tool; it was logged. Try again shortly."
-            return {"status": "error", "error": {"code": "internal", "message": message}, "message": message}, True
+        except Exception as exc:
+            if database_unreachable(exc):
+                log.warning("metatool.database_unavailable", tool=name, error=type(exc).__name__)
+                code, message = "unavailable", DATABASE_DOWN
+            else:
+                log.exception("metatool.failed", tool=name)
+                code, message = "internal", INTERNAL_ERROR
+            return {"status": "error", "error": {"code": code, "message": message}, "message": message}, True
         return result, result.get("status") in ("error", "denied", "expired")
 
 
@@ -126,11 +132,12 @@ async def _call(m: MetaTools, who: Principal, a: dict[str, Any], progress: Progr
         "mcp",
         m.call_wait,
         progress,
+        a.get("idempotency_key"),
     )
 
 
 async def _await(m: MetaTools, who: Principal, a: dict[str, Any], progress: Progress | None) -> dict[str, Any]:
-    return await m.calls.await_request(who, a["request_id"], m.await_budget, progress)
+    return await m.calls.await_any(who, a["request_id"], m.await_budget, progress)
 
 
 TOOLS: tuple[MetaTool, ...] = (
@@ -203,18 +210,29 @@ TOOLS: tuple[MetaTool, ...] = (
     MetaTool(
         f"{PREFIX}call_tool",
         "Call a tool of an installed integration. Give `additional_info`: one sentence a human can check "
-        "(what this does and why, naming what opaque ids refer to). If the result is approval_required, share "
-        "the approval_url with a human and immediately call agentport__await_approval.",
+        "(what this does and why, naming what opaque ids refer to). Give an `idempotency_key` (any string of "
+        "yours, new for each new call): asking again with the same key returns that call's outcome and never "
+        "runs it twice, so after a lost connection or timeout re-ask with the same key. Every answer carries the "
+        "call_id. If the result is approval_required, share the approval_url with a human and immediately call "
+        "agentport__await_approval with its approval_request_id; if it is pending, call "
+        "agentport__await_approval with the call_id. Never start a new call for one that may still run.",
         _schema(
-            {"integration_id": _STR, "tool_name": _STR, "arguments": {"type": "object"}, "additional_info": _OPT},
+            {
+                "integration_id": _STR,
+                "tool_name": _STR,
+                "arguments": {"type": "object"},
+                "additional_info": _OPT,
+                "idempotency_key": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+            },
             ("integration_id", "tool_name", "arguments"),
         ),
         _call,
     ),
     MetaTool(
         f"{PREFIX}await_approval",
-        "Wait for a human's decision on an approval request and return the call's real result when approved. "
-        "If it returns pending, call it again.",
+        "Wait for a call's outcome and return its real result: pass an approval_request_id to wait for a "
+        "human's decision, or a call_id (from a pending call_tool answer, allowed calls too) to wait for the call "
+        "to finish. If it returns pending, call it again.",
         _schema({"request_id": _STR}, ("request_id",)),
         _await,
     ),

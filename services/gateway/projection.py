@@ -14,6 +14,7 @@ from shared.events import (
     CallDenied,
     CallExpired,
     CallFailed,
+    CallRequested,
     IntegrationAuthExpired,
     IntegrationDefined,
     IntegrationInstalled,
@@ -29,6 +30,7 @@ from shared.events import (
     UserCreated,
     UserPasswordChanged,
     UserRoleChanged,
+    encode_event,
 )
 
 PROJECTED = (
@@ -42,6 +44,7 @@ PROJECTED = (
     "integration.tools_refreshed",
     "integration.refresh_failed",
     "integration.removed",
+    "call.requested",
     "approval.requested",
     "call.completed",
     "call.failed",
@@ -261,10 +264,32 @@ class Projection:
             )
             await conn.execute("DELETE FROM tools WHERE org_id=$1 AND integration_id=$2", e.org_id, e.integration_id)
 
+    async def _call_requested(self, e: CallRequested) -> None:
+        """Every replica, and a rebuild, knows each call the gateway accepted; seeing it proves it was published.
+
+        The event is kept until the call is held or ends, as the gateway that accepted the call keeps it."""
+        spec = e.spec
+        await self.pool.execute(
+            """INSERT INTO calls (call_id, org_id, status, integration_id, tool_name, args_hash, idempotency_key,
+                                  created_at, pending_event)
+               VALUES ($1, $2, 'requested', $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (call_id) DO UPDATE SET published=true
+               WHERE calls.org_id = EXCLUDED.org_id AND NOT calls.published""",
+            e.call_id,
+            e.org_id,
+            spec.integration_id,
+            spec.tool_name,
+            spec.args_hash,
+            spec.idempotency_key,
+            e.occurred_at,
+            encode_event(e).decode(),
+        )
+
     async def _approval_requested(self, e: ApprovalRequested) -> None:
         await self.pool.execute(
             """INSERT INTO calls (call_id, org_id, request_id, coalesced, status) VALUES ($1, $2, $3, $4, 'pending')
-               ON CONFLICT (call_id) DO UPDATE SET request_id=EXCLUDED.request_id, coalesced=EXCLUDED.coalesced""",
+               ON CONFLICT (call_id) DO UPDATE SET request_id=EXCLUDED.request_id, coalesced=EXCLUDED.coalesced,
+                 published=true, pending_event=NULL""",
             e.call_id,
             e.org_id,
             e.request_id,
@@ -274,7 +299,8 @@ class Projection:
     async def _terminal(self, e: CallCompleted | CallFailed | CallDenied | CallExpired | CallCoalesced) -> None:
         await self.pool.execute(
             """INSERT INTO calls (call_id, org_id, status, outcome) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (call_id) DO UPDATE SET status=EXCLUDED.status, outcome=EXCLUDED.outcome, updated_at=now()
+               ON CONFLICT (call_id) DO UPDATE SET status=EXCLUDED.status, outcome=EXCLUDED.outcome, updated_at=now(),
+                 published=true, pending_event=NULL
                WHERE calls.status NOT IN ('completed', 'failed', 'denied', 'expired', 'coalesced')""",
             e.call_id,
             e.org_id,

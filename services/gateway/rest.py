@@ -8,7 +8,8 @@ from aiohttp import web
 
 from services.gateway import query
 from services.gateway.accounts import Accounts
-from services.gateway.calls import Calls, Channel
+from services.gateway.calls import MAX_IDEMPOTENCY_KEY, Calls, Channel
+from services.gateway.decisions import send_decision
 from services.gateway.http import agreed, json_body, principal, str_field
 from services.gateway.integrations import Integrations
 from services.gateway.principals import DECIDE, MANAGE, READ
@@ -236,6 +237,7 @@ class RestApi:
             str_field(body, "additional_info", required=False),
             channel,
             query.seconds(request, body, self.settings.call_wait_seconds),
+            idempotency_key=idempotency_key(request),
         )
         return web.json_response(result)
 
@@ -305,17 +307,8 @@ class RestApi:
         body = await json_body(request)
         if self.two_factor is not None and who.actor.user_id is not None:
             await self.two_factor.require(who.actor.user_id, str_field(body, "totp_code", required=False))
-        result = await self.bus.request(
-            "approvals.decide",
-            {
-                "org_id": who.org_id,
-                "request_id": request.match_info["request_id"],
-                "decision": decision,
-                "actor": who.actor.model_dump(),
-                "ip": who.client_ip,
-                "reason": str_field(body, "reason", required=False),
-            },
-        )
+        reason = str_field(body, "reason", required=False)
+        result = await send_decision(self.bus, who, request.match_info["request_id"], decision, reason)
         return web.json_response(result)
 
     # --- logs and settings -------------------------------------------------------------------
@@ -359,3 +352,11 @@ class RestApi:
         await self.bus.publish(event)
         await self.projection.apply(event)
         return web.json_response({"approval_expiry_seconds": seconds})
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The `Idempotency-Key` header of a call: 1 to 200 characters, scoped to the caller's org."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise BadRequest(f"the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return key

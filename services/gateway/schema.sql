@@ -77,6 +77,18 @@ CREATE TABLE IF NOT EXISTS calls (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS calls_by_request ON calls (request_id) WHERE request_id IS NOT NULL;
+-- Every call the gateway accepted, recorded before its call.requested is published (and projected from it):
+-- an await of an id not here is a 404, and an idempotency key names one call per org. Until the bus confirms
+-- the publish, `pending_event` keeps the very event to send again.
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS integration_id text;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS tool_name text;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS args_hash text;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS idempotency_key text;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS published boolean NOT NULL DEFAULT true;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS pending_event text;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS created_at timestamptz;
+CREATE UNIQUE INDEX IF NOT EXISTS calls_by_idempotency_key ON calls (org_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS org_settings (
     org_id text PRIMARY KEY,

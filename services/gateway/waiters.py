@@ -3,6 +3,9 @@
 Every gateway replica hears every event, so the replica holding a wait need not be the one that
 published or decided anything. Recent events are kept briefly so a waiter that registers just
 after its event arrived still sees it.
+
+A key always starts with the org the event belongs to: a waiter (or a look at the recent events) names
+its own org, so it can never see another org's events, whatever id it was given.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 from shared.events import (
     AnyEvent,
@@ -26,16 +30,21 @@ from shared.events import (
 RECENT_SECONDS = 120.0
 RECENT_MAX = 20_000
 
+Kind = Literal["call", "request", "install"]
+Key = tuple[str, Kind, str]
+"""(org_id, kind, id): what a waiter watches."""
 
-def keys_of(event: AnyEvent) -> list[str]:
-    """The keys a waiter can watch for this event: its call, its approval request, its install."""
-    keys: list[str] = []
+
+def keys_of(event: AnyEvent) -> list[Key]:
+    """The keys a waiter can watch for this event: its call, its approval request, its install, in its org."""
+    org = event.org_id
+    keys: list[Key] = []
     if event.call_id:
-        keys.append(f"call:{event.call_id}")
+        keys.append((org, "call", event.call_id))
     if isinstance(event, ApprovalRequested | CallDenied | CallExpired | CallCoalesced) and event.request_id:
-        keys.append(f"request:{event.request_id}")
+        keys.append((org, "request", event.request_id))
     if isinstance(event, IntegrationToolsRefreshed | IntegrationRefreshFailed) and event.request_id:
-        keys.append(f"install:{event.request_id}")
+        keys.append((org, "install", event.request_id))
     return keys
 
 
@@ -56,8 +65,8 @@ class Watch:
 
 class Waiters:
     def __init__(self) -> None:
-        self._watches: dict[str, set[Watch]] = {}
-        self._recent: OrderedDict[str, list[tuple[float, AnyEvent]]] = OrderedDict()
+        self._watches: dict[Key, set[Watch]] = {}
+        self._recent: OrderedDict[Key, list[tuple[float, AnyEvent]]] = OrderedDict()
 
     async def on_event(self, event: AnyEvent) -> None:
         now = time.monotonic()
@@ -76,13 +85,15 @@ class Waiters:
         first = next(iter(self._recent.values()))
         return now - first[-1][0]
 
-    def recent(self, key: str) -> list[AnyEvent]:
-        return [event for _, event in self._recent.get(key, [])]
+    def recent(self, org_id: str, kind: Kind, ident: str) -> list[AnyEvent]:
+        """The org's events seen lately for this call, request or install, oldest first."""
+        return [event for _, event in self._recent.get((org_id, kind, ident), [])]
 
     @contextmanager
-    def watch(self, key: str) -> Iterator[Watch]:
-        """Watch a key; events already seen recently are delivered first."""
-        watch = Watch(self.recent(key))
+    def watch(self, org_id: str, kind: Kind, ident: str) -> Iterator[Watch]:
+        """Watch the org's events for one call, request or install; events already seen recently come first."""
+        key: Key = (org_id, kind, ident)
+        watch = Watch(self.recent(org_id, kind, ident))
         self._watches.setdefault(key, set()).add(watch)
         try:
             yield watch
