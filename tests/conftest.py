@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import error_logs
 from tests.support.stack import Stack, isolated_stack
 from tests.support.upstream import Upstream, running_upstream
 
@@ -61,6 +62,21 @@ async def open_upstream() -> AsyncIterator[Upstream]:
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as client:
         yield client
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", error_logs.MARKER_HELP)
+    config.stash[error_logs.EXPECTED] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Note when a test that declared `expects_error_logs` ran (its fixtures' set-up and teardown included)."""
+    start = error_logs.now()
+    yield
+    expected = error_logs.declared(item, start)
+    if expected is not None:
+        item.config.stash[error_logs.EXPECTED].append(expected)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

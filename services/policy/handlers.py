@@ -10,7 +10,8 @@ import asyncpg
 from services.policy import pinning
 from services.policy.modes import apply_mode_set, current_mode, modes_for
 from services.policy.rules import rule_on
-from shared.bus import Bus, Consumer
+from shared.bus import Bus
+from shared.consumers import Consumer
 from shared.events import (
     SYSTEM,
     AnyEvent,

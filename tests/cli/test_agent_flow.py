@@ -12,6 +12,7 @@ import httpx
 
 from tests.cli.conftest import World, eventually, make_shell
 from tests.support.agentport import add_custom_upstream, decide, new_tenant, set_mode
+from tests.support.relay import Relay
 from tests.support.stack import Stack
 from tests.support.upstream import Upstream
 
@@ -95,31 +96,34 @@ async def test_call_json_is_one_document_and_the_audit_log_records_the_cli_chann
 
 async def test_gated_call_with_wait_shares_the_url_and_prints_the_result_once_approved(world: World) -> None:
     a = secrets.randbelow(10**6)
-    proc = await world.agent.start(
-        "tools",
-        "call",
-        "up",
-        "add",
-        "--arg",
-        f"a:={a}",
-        "--arg",
-        "b:=1",
-        "--info",
-        "Add one to the counter",
-        "--wait",
-        "--json",
-    )
-    assert proc.stderr is not None
-    line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
-    found = URL_LINE.search(line)
-    assert found, line
-    await asyncio.sleep(0.3)
-    assert proc.returncode is None
-    assert world.upstream.count("add", a=a, b=1) == 0
+    async with Relay.in_front_of(world.stack.base_url, notes_http=True) as relay:
+        proc = await world.agent.start(
+            "tools",
+            "call",
+            "up",
+            "add",
+            "--arg",
+            f"a:={a}",
+            "--arg",
+            "b:=1",
+            "--info",
+            "Add one to the counter",
+            "--wait",
+            "--json",
+            env={"AGENTPORT_URL": relay.url_for(world.stack.base_url)},
+        )
+        assert proc.stderr is not None
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+        found = URL_LINE.search(line)
+        assert found, line
+        # The CLI waits: its long-poll for the decision has been passed on to the gateway.
+        await relay.forwarded(f"/api/tool-approvals/requests/{found.group(2)}/await")
+        assert proc.returncode is None
+        assert world.upstream.count("add", a=a, b=1) == 0
 
-    decided = await decide(world.http, world.tenant, found.group(2), "approve-once")
-    assert decided.status_code == 200, decided.text
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+        decided = await decide(world.http, world.tenant, found.group(2), "approve-once")
+        assert decided.status_code == 200, decided.text
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err
     result = json.loads(out)
     assert result["status"] == "executed"

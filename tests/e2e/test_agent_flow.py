@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 import httpx
 
 from tests.e2e.conftest import World
-from tests.support.agentport import call, decide, mcp_client, set_mode
+from tests.support.agentport import OpenWait, call, decide, mcp_client, set_mode
 
 META_TOOLS = {
     "agentport__list_available_integrations",
@@ -86,39 +85,29 @@ async def test_gated_call_waits_for_a_human_and_returns_the_real_result(world: W
         assert "agentport__await_approval" in held["message"]
         assert world.upstream.count("add", a=a, b=1) == 0
 
-        waiting = asyncio.create_task(call(client, "await_approval", request_id=held["approval_request_id"]))
-        await asyncio.sleep(0.3)
-        assert not waiting.done()
+        waiting = OpenWait(client, held["approval_request_id"])
+        await waiting.ticked()
         r = await decide(http, world.tenant, held["approval_request_id"], "approve-once")
         assert r.status_code == 200, r.text
-        outcome = await asyncio.wait_for(waiting, 30)
+        outcome = await waiting.outcome()
     assert outcome["status"] == "executed", outcome
     assert outcome["result"]["structuredContent"] == {"sum": a + 1}
     assert world.upstream.count("add", a=a, b=1) == 1
 
 
 async def test_await_sends_progress_while_waiting(world: World, http: httpx.AsyncClient) -> None:
-    ticks: list[float] = []
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        ticks.append(progress)
-
     name = f"repo-{nonce()}"
     async with mcp_client(world.stack.base_url, world.tenant.agent) as client:
         held = await call(client, "call_tool", integration_id="up", tool_name="delete_repo", arguments={"name": name})
         request_id = held["approval_request_id"]
-
-        async def decide_later() -> None:
-            await asyncio.sleep(2.5)
-            await decide(http, world.tenant, request_id, "deny", reason="not today")
-
-        decider = asyncio.create_task(decide_later())
-        result = await client.call_tool(
-            "agentport__await_approval", {"request_id": request_id}, progress_callback=on_progress
-        )
-        await decider
-    assert result.structured_content["status"] == "denied"
-    assert len(ticks) >= 2, "keep-alive progress notifications were sent while waiting"
+        waiting = OpenWait(client, request_id)
+        # Keep-alives come every second here (AGENTPORT_KEEPALIVE_SECONDS=1); the wait budget is 30 s.
+        await waiting.ticked(2, timeout=15)
+        r = await decide(http, world.tenant, request_id, "deny", reason="not today")
+        assert r.status_code == 200, r.text
+        outcome = await waiting.outcome()
+    assert outcome["status"] == "denied"
+    assert len(waiting.ticks) >= 2, "keep-alive progress notifications were sent while waiting"
 
 
 async def test_human_denial_reaches_the_agent_with_reason_and_approver(world: World, http: httpx.AsyncClient) -> None:

@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from shared.events import Actor, CallRuled, CallSpec, arguments_hash, encode_event
 from tests.e2e.conftest import World
-from tests.support.agentport import call, decide, mcp_client, set_mode
+from tests.support.agentport import OpenWait, call, decide, mcp_client, set_mode
 from tests.support.upstream import free_port
 
 
@@ -76,12 +76,12 @@ async def test_a_wait_on_one_replica_ends_when_a_human_decides_on_the_other(
     name = "replica-" + secrets.token_hex(4)
     async with mcp_client(world.stack.base_url, world.tenant.agent) as client:
         held = await call(client, "call_tool", integration_id="up", tool_name="delete_repo", arguments={"name": name})
-        waiting = asyncio.create_task(call(client, "await_approval", request_id=held["approval_request_id"]))
-        await asyncio.sleep(0.5)
+        waiting = OpenWait(client, held["approval_request_id"])
+        await waiting.ticked()  # the wait is open on the first replica before the decision is made on the other
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{second_gateway}") as other:
             r = await decide(other, world.tenant, held["approval_request_id"], "approve-once")
             assert r.status_code == 200, r.text
-        outcome = await asyncio.wait_for(waiting, 30)
+        outcome = await waiting.outcome()
     assert outcome["status"] == "executed"
     assert world.upstream.count("delete_repo", name=name) == 1
 
@@ -109,7 +109,8 @@ async def test_executor_killed_mid_call_ends_outcome_unknown_and_never_retries(
     assert outcome["status"] == "error", outcome
     assert outcome["error"]["code"] == "outcome_unknown"
     assert "not retried" in outcome["message"]
-    await asyncio.sleep(4)  # past the redelivery window: the call must not run again
+    # Every delivery of the call, the killed executor's unacknowledged one included, has now been handled.
+    await world.stack.settled()
     assert world.upstream.count("slow", tag=tag) == 1
 
 
@@ -211,11 +212,8 @@ async def test_a_duplicated_allow_event_runs_the_call_once_and_ends_it_once(
         story = (await http.get(f"/api/logs/{call_id}", headers=world.tenant.human)).json()
         return [e["type"] for e in story["events"] if e["type"] in ("call.completed", "call.failed")]
 
-    for _ in range(100):  # the audit log catches up
-        if await terminal_events():
-            break
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)  # room for a second ending, which must never come
+    # Every copy has been handled by an executor and every ending they published has reached the audit log.
+    await world.stack.settled()
     terminal = await terminal_events()
     assert terminal == ["call.completed"], terminal
     assert world.upstream.count("slow", tag=tag) == 1

@@ -9,6 +9,8 @@ from typing import Any
 
 STDIO_SCRIPT = Path(__file__).with_name("stdio_server.py")
 LOCAL_ID = "local-echo"
+# The variable naming the file where the server's `crash` tool appends a line per invocation.
+CRASH_RECORD_ENV = "STDIO_TEST_CRASH_RECORD"
 
 
 def stdio_servers_config() -> list[dict[str, Any]]:

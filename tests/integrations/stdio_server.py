@@ -8,6 +8,8 @@ import sys
 from mcp.server.mcpserver import Context, MCPServer
 
 server = MCPServer("stdio-test-server")
+# Where `crash` appends one line per invocation, when set (`stdio_config.CRASH_RECORD_ENV`).
+CRASH_RECORD_ENV = "STDIO_TEST_CRASH_RECORD"
 
 
 @server.tool(description="Echo the text back, with the id of the process that answered.")
@@ -22,6 +24,11 @@ def environment() -> dict[str, object]:
 
 @server.tool(description="Exit the process at once, as a crash would.")
 def crash() -> str:
+    # Each invocation leaves a line where a test can count it: a resent call would leave two.
+    record = os.environ.get(CRASH_RECORD_ENV)
+    if record:
+        with open(record, "a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
     os._exit(3)
 
 

@@ -114,6 +114,42 @@ async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     return data
 
 
+class OpenWait:
+    """An `agentport__await_approval` in flight, with the keep-alive progress ticks the gateway has sent for it.
+
+    A tick is sent only while the gateway holds the wait, registered for the request's events: seeing one is
+    seeing the wait open there."""
+
+    def __init__(self, client: Client, request_id: str) -> None:
+        self.ticks: list[float] = []
+        self._ticked = asyncio.Event()
+        self.task = asyncio.create_task(self._run(client, request_id))
+        self.task.add_done_callback(lambda _: self._ticked.set())
+
+    async def _progress(self, progress: float, total: float | None, message: str | None) -> None:
+        self.ticks.append(progress)
+        self._ticked.set()
+
+    async def _run(self, client: Client, request_id: str) -> dict[str, Any]:
+        result = await client.call_tool(
+            "agentport__await_approval", {"request_id": request_id}, progress_callback=self._progress
+        )
+        assert result.structured_content is not None, result
+        return dict(result.structured_content)
+
+    async def ticked(self, count: int = 1, timeout: float = 20.0) -> None:
+        """Until the gateway has sent `count` keep-alive ticks for this wait; fails if the wait ends first."""
+        async with asyncio.timeout(timeout):
+            while len(self.ticks) < count:
+                if self.task.done():
+                    raise AssertionError(f"the wait ended after {len(self.ticks)} ticks: {self.task.result()}")
+                self._ticked.clear()
+                await self._ticked.wait()
+
+    async def outcome(self, timeout: float = 30.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self.task, timeout)
+
+
 async def add_custom_upstream(
     http: httpx.AsyncClient, tenant: Tenant, url: str, integration_id: str, *, bearer: bool
 ) -> dict[str, Any]:

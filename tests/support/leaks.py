@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import asyncpg
@@ -38,7 +37,7 @@ async def find_leaks(stack: Stack, secrets: set[str]) -> list[str]:
         assert checked > 20, "the streams hold the suite's events"
     finally:
         await nc.close()
-    await asyncio.sleep(0.2)  # let the services flush their last log lines
+    await stack.settled()  # the services have reacted to every event, and logged what they did
     logs = stack.logs()
     assert logs, "the services logged"
     found += [f"service logs: {s}" for s in leaked(logs, secrets)]

@@ -132,6 +132,32 @@ class Stack:
         finally:
             await nc.close()
 
+    async def settled(self, timeout: float = 30.0) -> None:
+        """Until every durable consumer of the event stream has handled, and acknowledged, every event stored.
+
+        Handlers publish what they cause before they acknowledge, so once the stream has stopped growing while
+        every consumer is drained, no reaction to anything that happened so far is still to come (an
+        unacknowledged message waiting for its redelivery counts as not handled)."""
+        stream = f"{self.env['AGENTPORT_NAMESPACE'].upper()}_EVENTS"
+        nc = await nats.connect(self.env["NATS_URL"])
+        busy: list[str] = []
+        try:
+            js = nc.jetstream()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                before = (await js.stream_info(stream)).state.last_seq
+                busy = [
+                    f"{c.name} (pending {c.num_pending}, unacknowledged {c.num_ack_pending})"
+                    for c in await js.consumers_info(stream)
+                    if c.num_pending or c.num_ack_pending
+                ]
+                if not busy and (await js.stream_info(stream)).state.last_seq == before:
+                    return
+                await asyncio.sleep(0.1)
+        finally:
+            await nc.close()
+        raise TimeoutError(f"the services did not settle within {timeout:g}s: {busy}")
+
 
 def stack_env(namespace: str, nats_url: str, database_url: str, workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTPORT_")}

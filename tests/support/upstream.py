@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,9 +18,20 @@ CALL_ID_META_KEY = "io.agentport/call_id"
 
 @dataclass
 class Invocation:
+    """A tool that ran, with the arguments it was given (defaults filled in)."""
+
     tool: str
     arguments: dict[str, Any]
     authorization: str | None
+    call_id: str | None
+
+
+@dataclass
+class Received:
+    """A `tools/call` request as it arrived, before validation: the tool, the arguments exactly as sent."""
+
+    tool: str
+    arguments: dict[str, Any]
     call_id: str | None
 
 
@@ -28,6 +40,7 @@ class Upstream:
     url: str
     token: str | None
     invocations: list[Invocation] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
     auth_headers_seen: list[str | None] = field(default_factory=list)
 
     def count(self, tool: str, **arguments: Any) -> int:
@@ -42,8 +55,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _ReceivingServer(MCPServer):
+    """Records every tool call request it receives, even one whose arguments its tool would refuse."""
+
+    def __init__(self, up: Upstream) -> None:
+        super().__init__("fake-upstream")
+        self._up = up
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:
+        meta = (context.request_context.meta if context is not None else None) or {}
+        self._up.received.append(Received(name, copy.deepcopy(arguments), meta.get(CALL_ID_META_KEY)))  # type: ignore[arg-type]
+        return await super().call_tool(name, arguments, context)
+
+
 def build(up: Upstream) -> Any:
-    server = MCPServer("fake-upstream")
+    server = _ReceivingServer(up)
 
     def record(ctx: Context, tool: str, **arguments: Any) -> None:
         meta = ctx.request_context.meta or {}
