@@ -14,10 +14,11 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; \
 	then command -v $$p; break; fi; done)
 
-.PHONY: help install run test lint fmt bench clean
+.PHONY: help install run test lint fmt bench chaos clean
 
 help:
-	@echo "targets: install run test lint fmt bench clean  (make test PYTEST_ARGS='-m \"not embedded\"')"
+	@echo "targets: install run test lint fmt bench chaos clean  (make test PYTEST_ARGS='-m \"not embedded\"')"
+	@echo "  chaos: fault rounds under load (kill -9 each service, NATS/PostgreSQL outages, NATS store loss)"
 
 install: $(STAMP)
 
@@ -46,6 +47,10 @@ fmt: install
 
 bench: install
 	$(VENV_PY) -m bench
+
+# Starts its own nats-server and PostgreSQL (it stops them on purpose); NATS_URL / DATABASE_URL are not used.
+chaos: install
+	$(VENV_PY) -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache tests/artifacts
