@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,20 +22,26 @@ PLANTED_SECRET = "planted-" + secrets.token_hex(16)
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """NATS_URL and DATABASE_URL: from the environment, else embedded servers started for the session."""
+def infra() -> Iterator[dict[str, str]]:
+    """NATS_URL and DATABASE_URL: from the environment, else embedded servers started for the session.
+
+    Their data lives outside pytest's temporary tree: another pytest session on the machine resets that tree's
+    permissions, which the embedded PostgreSQL (running as its own user) cannot survive."""
     nats_url, db_url = os.environ.get("NATS_URL"), os.environ.get("DATABASE_URL")
-    started = None
+    started, data_dir = None, None
     if not (nats_url and db_url):
         from shared.embedded import start_embedded
 
-        started = start_embedded(tmp_path_factory.mktemp("embedded"), nats=not nats_url, postgres=not db_url)
+        data_dir = Path(tempfile.mkdtemp(prefix="agentport-test-embedded-"))
+        started = start_embedded(data_dir, nats=not nats_url, postgres=not db_url)
         nats_url = nats_url or started.nats_url
         db_url = db_url or started.database_url
     assert nats_url and db_url
     yield {"NATS_URL": nats_url, "DATABASE_URL": db_url}
     if started is not None:
         started.stop()
+    if data_dir is not None:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
