@@ -23,7 +23,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 from types import TracebackType
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REQUEST_LINE = re.compile(rb"^(?:GET|POST|PUT|PATCH|DELETE) (\S+) HTTP/1\.[01]$")
 DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "nats": 4222, "http": 80, "https": 443}
@@ -47,12 +47,16 @@ class _Link:
 
 
 class Relay:
-    """Forwards every connection made to 127.0.0.1:`port` to `target_host`:`target_port`.
+    """Forwards every connection made to 127.0.0.1:`port` to `target_host`:`target_port`, or to the Unix socket
+    `unix_socket` (PostgreSQL's, as an embedded server is reached).
 
     Use it as an async context manager, or call `start()` and `close()`."""
 
-    def __init__(self, target_host: str, target_port: int, *, notes_http: bool = False) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, *, notes_http: bool = False, unix_socket: str | None = None
+    ) -> None:
         self.target = (target_host, target_port)
+        self.unix_socket = unix_socket
         self.port = 0
         self.requests: list[str] = []
         self._notes_http = notes_http
@@ -66,16 +70,23 @@ class Relay:
 
     @classmethod
     def in_front_of(cls, url: str, *, notes_http: bool = False) -> Relay:
-        """A relay to the host and port `url` names (the scheme's usual port when it names none)."""
+        """A relay to the server `url` names: its host and port (the scheme's usual port when it names none), or
+        the socket directory and port of a PostgreSQL URL's `host=/…` and `port=` query parameters."""
         parts = urlsplit(url)
-        return cls(parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORTS[parts.scheme], notes_http=notes_http)
+        query = dict(parse_qsl(parts.query))
+        port = int(query.get("port") or parts.port or DEFAULT_PORTS[parts.scheme])
+        if query.get("host", "").startswith("/"):
+            socket = f"{query['host']}/.s.PGSQL.{port}"
+            return cls("127.0.0.1", port, notes_http=notes_http, unix_socket=socket)
+        return cls(parts.hostname or "127.0.0.1", port, notes_http=notes_http)
 
     def url_for(self, url: str) -> str:
-        """The same URL (scheme, credentials, path, query), through this relay."""
+        """The same URL (scheme, credentials, path, other query parameters), through this relay."""
         assert self.port, "the relay is not started"
         parts = urlsplit(url)
         userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-        return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{self.port}"))
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k not in ("host", "port")])
+        return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{self.port}", query=query))
 
     # --- life ------------------------------------------------------------------------------------------------
 
@@ -169,7 +180,10 @@ class Relay:
                 writer.transport.abort()
                 return
             try:
-                up_reader, up_writer = await asyncio.open_connection(*self.target)
+                if self.unix_socket is not None:
+                    up_reader, up_writer = await asyncio.open_unix_connection(self.unix_socket)
+                else:
+                    up_reader, up_writer = await asyncio.open_connection(*self.target)
             except OSError:
                 writer.transport.abort()
                 return
