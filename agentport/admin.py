@@ -9,8 +9,8 @@ from typing import Any
 
 from agentport.infra import discovered
 from services.gateway import main as gateway_main
-from services.gateway.accounts import Accounts
-from services.gateway.call_records import CallRecords
+from services.gateway.agents.call_records import CallRecords
+from services.gateway.identity.accounts import Accounts
 from services.gateway.projection import Projection
 from shared.bus import Bus
 from shared.db import connect

@@ -1,15 +1,16 @@
-"""HTTP edges of the gateway: errors as JSON (never a stack trace) and authentication."""
+"""HTTP edges of the gateway: errors as JSON (never a stack trace), request bodies, safe redirects."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 from aiohttp import web
 
-from services.gateway.principals import Principal, authenticate
 from shared.db import unreachable as database_unreachable
 from shared.errors import AgentPortError, BadRequest, PayloadTooLarge, Unauthenticated, Unavailable
 from shared.events import contains_nul
@@ -18,13 +19,12 @@ from shared.runner import CTX_KEY
 
 log = structlog.get_logger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 
 NUL_REFUSED = "the input must not contain NUL characters (U+0000); no tool, id or filter can store them"
+HOME = "/"
+NEXT_MAX_LENGTH = 2000
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 DATABASE_DOWN = "the database is not reachable right now; try again in a moment"
-PUBLIC_PATHS = frozenset(
-    {"/health", "/ready", "/metrics", "/api/auth/token", "/api/auth/callback", "/api/invitations/accept"}
-)
 
 
 def error_response(exc: AgentPortError, headers: dict[str, str] | None = None) -> web.Response:
@@ -70,17 +70,6 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 @web.middleware
-async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve the caller for /api and /mcp; the rest is public."""
-    path = request.path
-    if path in PUBLIC_PATHS or not (path.startswith("/api/") or path == "/mcp" or path.startswith("/mcp/")):
-        return await handler(request)
-    pool = request.app[CTX_KEY].pool
-    request[PRINCIPAL] = await authenticate(pool, request)
-    return await handler(request)
-
-
-@web.middleware
 async def plain_text(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A NUL character in a path or query parameter is a 400: no id or filter has one, and PostgreSQL cannot
     store it."""
@@ -89,10 +78,6 @@ async def plain_text(request: web.Request, handler: Handler) -> web.StreamRespon
             if "\x00" in value:
                 raise BadRequest(f"{where} parameter {name!r} must not contain NUL characters")
     return await handler(request)
-
-
-def principal(request: web.Request) -> Principal:
-    return request[PRINCIPAL]
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -128,3 +113,27 @@ def agreed(given: dict[str, Any]) -> Any:
     if any(value != values[0] for value in values[1:]):
         raise BadRequest(f"{' and '.join(map(repr, present))} differ; send one of them")
     return values[0] if values else None
+
+
+def safe_next(value: object) -> str:
+    """Where a browser goes after a form: a path on this site as given (trimmed), else the home page.
+
+    The one check for every return path (`next`). Browsers drop tabs and newlines from a Location and read a
+    backslash as a slash, so `/<tab>/evil` or `/<backslash>evil` would mean the host `evil`: the value must be
+    printable ASCII without backslashes, and its path, also once (or more) percent-decoded, must start with a
+    single `/` and hold no control character or backslash.
+    """
+    if not isinstance(value, str):
+        return HOME
+    value = value.strip()
+    if not value or len(value) > NEXT_MAX_LENGTH or not all("!" <= ch <= "~" for ch in value) or "\\" in value:
+        return HOME
+    path = re.split(r"[?#]", value, maxsplit=1)[0]
+    for _ in range(4):
+        if not path.startswith("/") or path.startswith("//") or _UNSAFE_IN_PATH.search(path):
+            return HOME
+        decoded = unquote(path)
+        if decoded == path:
+            return value
+        path = decoded
+    return HOME

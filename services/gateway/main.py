@@ -6,18 +6,19 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.gateway.accounts import Accounts
-from services.gateway.calls import Calls
-from services.gateway.http import auth, errors, plain_text, principal
-from services.gateway.human_side import setup_human_side
-from services.gateway.integrations import Integrations
-from services.gateway.mcp_endpoint import McpEndpoint, build_server
-from services.gateway.metatools import MetaTools
-from services.gateway.oauth.routes import OAuthRoutes
+from services.gateway.agents.calls import Calls
+from services.gateway.agents.mcp_endpoint import McpEndpoint, build_server
+from services.gateway.agents.metatools import MetaTools
+from services.gateway.agents.tool_notices import ToolNotices
+from services.gateway.api.rest import RestApi
+from services.gateway.http import errors, plain_text
+from services.gateway.humans.human_side import setup_human_side
+from services.gateway.identity.accounts import Accounts
+from services.gateway.identity.oauth.routes import OAuthRoutes
+from services.gateway.identity.principals import auth, principal
+from services.gateway.integrations.upstream_oauth import UpstreamSignIn
+from services.gateway.integrations.wiring import Integrations
 from services.gateway.projection import PROJECTED, Projection
-from services.gateway.rest import RestApi
-from services.gateway.tool_notices import ToolNotices
-from services.gateway.upstream_oauth import UpstreamSignIn
 from services.gateway.waiters import Waiters
 from shared.events import AnyEvent
 from shared.netguard import AllowList
@@ -45,7 +46,7 @@ async def setup(ctx: ServiceContext) -> None:
     # Replicas share one durable consumer: each event is projected once, by whichever replica pulls it.
     await ctx.consume("gateway", PROJECTED, projection.apply, concurrency=1)
     accounts = Accounts(ctx.bus, ctx.pool, projection)
-    integrations = Integrations(
+    integrations = Integrations.create(
         ctx.bus,
         ctx.pool,
         waiters,
@@ -70,8 +71,9 @@ async def setup(ctx: ServiceContext) -> None:
         return await endpoint.handle(request, principal(request))
 
     ctx.app.router.add_route("*", "/mcp", mcp)
-    integrations.sign_in = UpstreamSignIn(settings, ctx.bus, ctx.pool, integrations)
-    ctx.app.router.add_routes(integrations.sign_in.routes())
+    sign_in = UpstreamSignIn(settings, ctx.bus, ctx.pool, integrations.installs)
+    integrations.installs.sign_in = sign_in
+    ctx.app.router.add_routes(sign_in.routes())
     # A lost upstream sign-in shows in get_auth_status at once, on every replica.
     await ctx.listen(("integration.auth_expired",), projection.apply)
     two_factor = await setup_human_side(ctx, settings, accounts)

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from services.gateway.catalog import (
+from services.gateway.integrations.catalog import (
     CATEGORIES,
     DEFAULT_AUTH_HEADER,
     CatalogEntry,
@@ -22,7 +22,7 @@ from services.gateway.catalog import (
 
 
 def _raw_catalog() -> list[dict[str, Any]]:
-    text = resources.files("services.gateway.catalog").joinpath("catalog.json").read_text("utf-8")
+    text = resources.files("services.gateway.integrations.catalog").joinpath("catalog.json").read_text("utf-8")
     data = json.loads(text)
     assert isinstance(data, list)
     return data

@@ -18,7 +18,7 @@ import httpx
 import nats
 import pytest
 
-from services.gateway.decisions import DECIDE_TIMEOUT_SECONDS
+from services.gateway.humans.decisions import DECIDE_TIMEOUT_SECONDS
 from tests.support.agentport import Tenant, add_custom_upstream, decide, new_tenant
 from tests.support.stack import Stack
 from tests.support.upstream import Upstream

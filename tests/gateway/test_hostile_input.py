@@ -16,7 +16,7 @@ import h11
 import httpx
 import pytest
 
-from services.gateway.sign_in import safe_next
+from services.gateway.http import safe_next
 from tests.gateway.humans import CSRF_FIELD, browser_login
 from tests.support.agentport import Tenant, new_tenant
 from tests.support.stack import Stack

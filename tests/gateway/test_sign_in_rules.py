@@ -5,10 +5,10 @@ from __future__ import annotations
 import pyotp
 import pytest
 
-from services.gateway.roles import capabilities
-from services.gateway.sessions import csrf_token
-from services.gateway.sign_in import safe_next
-from services.gateway.totp import matching_step, new_recovery_codes
+from services.gateway.http import safe_next
+from services.gateway.identity.roles import capabilities
+from services.gateway.identity.sessions import csrf_token
+from services.gateway.identity.totp import matching_step, new_recovery_codes
 
 
 def test_a_code_matches_its_own_step_and_one_step_of_drift() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.gateway.oauth.redirect_uris import matches, registration_problem
-from services.gateway.oauth.tokens import canonical_resource
+from services.gateway.identity.oauth.redirect_uris import matches, registration_problem
+from services.gateway.identity.oauth.tokens import canonical_resource
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Who is looking at a page: the identity the gateway forwards, trusted only with the shared proxy secret.
 
-The header names and the key-value entries are the gateway's (`services/gateway/ui_proxy.py`); they are
+The header names and the key-value entries are the gateway's (`services/gateway/humans/ui_proxy.py`); they are
 repeated here because a service never imports another's code.
 """
 

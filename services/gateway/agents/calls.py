@@ -13,9 +13,9 @@ import asyncpg
 import jsonschema
 import structlog
 
-from services.gateway.call_answers import CallAnswers
-from services.gateway.call_records import CallRecord, CallRecords
-from services.gateway.principals import Principal
+from services.gateway.agents.call_answers import CallAnswers
+from services.gateway.agents.call_records import CallRecord, CallRecords
+from services.gateway.identity.principals import Principal
 from services.gateway.waiters import Waiters, Watch
 from shared.bus import Bus
 from shared.errors import BadRequest, Conflict, InvalidArguments, NotFound, PayloadTooLarge

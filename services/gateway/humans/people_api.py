@@ -6,13 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway.accounts import Accounts
-from services.gateway.http import json_body, principal, str_field
-from services.gateway.invitations import Invitations
-from services.gateway.principals import MANAGE, READ
-from services.gateway.roles import ROLES, capabilities, check_role_change
-from services.gateway.sessions import SESSION_COOKIE
-from services.gateway.totp import TwoFactor
+from services.gateway.http import json_body, str_field
+from services.gateway.identity.accounts import Accounts
+from services.gateway.identity.invitations import Invitations
+from services.gateway.identity.principals import MANAGE, READ, principal
+from services.gateway.identity.roles import ROLES, capabilities, check_role_change
+from services.gateway.identity.sessions import SESSION_COOKIE
+from services.gateway.identity.totp import TwoFactor
 from shared.errors import BadRequest, Forbidden
 from shared.events import Role
 

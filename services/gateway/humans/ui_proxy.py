@@ -19,11 +19,12 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from services.gateway.accounts import token_hash
-from services.gateway.invitations import Invitations
-from services.gateway.principals import FORWARDED_IP, PROXY_AUTH_HEADER, client_ip
-from services.gateway.roles import capabilities
-from services.gateway.sessions import (
+from services.gateway.http import safe_next
+from services.gateway.identity.invitations import Invitations
+from services.gateway.identity.principals import FORWARDED_IP, PROXY_AUTH_HEADER, client_ip
+from services.gateway.identity.roles import capabilities
+from services.gateway.identity.secrets_at_rest import token_hash
+from services.gateway.identity.sessions import (
     SAFE_METHODS,
     SESSION_COOKIE,
     CsrfRefused,
@@ -32,7 +33,6 @@ from services.gateway.sessions import (
     prelogin_token,
     set_prelogin_cookie,
 )
-from services.gateway.sign_in import safe_next
 from shared.bus import Bus
 from shared.errors import Unauthenticated, Unavailable
 from shared.runner import CTX_KEY

@@ -9,10 +9,10 @@ from typing import Any
 
 import structlog
 
-from services.gateway.calls import MAX_IDEMPOTENCY_KEY, Calls, Progress, validate_arguments
+from services.gateway.agents.calls import MAX_IDEMPOTENCY_KEY, Calls, Progress, validate_arguments
 from services.gateway.http import DATABASE_DOWN, NUL_REFUSED
-from services.gateway.integrations import Integrations
-from services.gateway.principals import Principal
+from services.gateway.identity.principals import Principal
+from services.gateway.integrations.wiring import Integrations
 from shared.db import unreachable as database_unreachable
 from shared.errors import AgentPortError, BadRequest
 from shared.events import contains_nul
@@ -76,50 +76,53 @@ class MetaTools:
 
 
 async def _list_available(m: MetaTools, who: Principal, a: dict[str, Any], _: Progress | None) -> dict[str, Any]:
-    items = await m.integrations.available(who.org_id, a.get("type"), a.get("query"))
+    items = await m.integrations.directory.available(who.org_id, a.get("type"), a.get("query"))
     return {"status": "ok", "integrations": items, "count": len(items)}
 
 
 async def _get_integration(m: MetaTools, who: Principal, a: dict[str, Any], _: Progress | None) -> dict[str, Any]:
-    return {"status": "ok", "integration": await m.integrations.get(who.org_id, a["integration_id"])}
+    return {"status": "ok", "integration": await m.integrations.directory.get(who.org_id, a["integration_id"])}
 
 
 async def _list_installed(m: MetaTools, who: Principal, a: dict[str, Any], _: Progress | None) -> dict[str, Any]:
-    items = await m.integrations.list_installed(who.org_id)
+    items = await m.integrations.installs.list_installed(who.org_id)
     return {"status": "ok", "installed": items, "count": len(items)}
 
 
 async def _install(m: MetaTools, who: Principal, a: dict[str, Any], _: Progress | None) -> dict[str, Any]:
-    installed = await m.integrations.install(who, a["integration_id"], a["auth_method"], a.get("token"))
+    installed = await m.integrations.installs.install(who, a["integration_id"], a["auth_method"], a.get("token"))
     if a["auth_method"] == "oauth":
         return installed  # pending: a human must open its authorization_url
     return {"status": "ok", "installed": installed}
 
 
 async def _uninstall(m: MetaTools, who: Principal, a: dict[str, Any], _: Progress | None) -> dict[str, Any]:
-    await m.integrations.uninstall(who, a["integration_id"])
+    await m.integrations.installs.uninstall(who, a["integration_id"])
     return {"status": "ok", "integration_id": a["integration_id"], "message": "uninstalled"}
 
 
 async def _auth_status(m: MetaTools, who: Principal, a: dict[str, Any], _: Progress | None) -> dict[str, Any]:
-    return {"status": "ok", **await m.integrations.auth_status(who.org_id, a["integration_id"])}
+    return {"status": "ok", **await m.integrations.installs.auth_status(who.org_id, a["integration_id"])}
 
 
 async def _start_oauth(m: MetaTools, who: Principal, a: dict[str, Any], _: Progress | None) -> dict[str, Any]:
-    return await m.integrations.start_oauth(who, a["integration_id"])
+    return await m.integrations.installs.start_oauth(who, a["integration_id"])
 
 
 async def _list_tools(m: MetaTools, who: Principal, a: dict[str, Any], _: Progress | None) -> dict[str, Any]:
     if a.get("refresh"):
         if not a.get("integration_id"):
             raise BadRequest("refresh needs an integration_id: name the integration to re-read")
-        await m.integrations.refresh(who, a["integration_id"])
-    tools = await m.integrations.tools(who.org_id, a.get("integration_id"), a.get("query"))
+        await m.integrations.tools.refresh(who, a["integration_id"])
+    tools = await m.integrations.tools.list(who.org_id, a.get("integration_id"), a.get("query"))
     return {"status": "ok", "tools": tools, "count": len(tools)}
 
 
 async def _describe(m: MetaTools, who: Principal, a: dict[str, Any], _: Progress | None) -> dict[str, Any]:
-    return {"status": "ok", "tool": await m.integrations.describe(who.org_id, a["integration_id"], a["tool_name"])}
+    return {
+        "status": "ok",
+        "tool": await m.integrations.tools.describe(who.org_id, a["integration_id"], a["tool_name"]),
+    }
 
 
 async def _call(m: MetaTools, who: Principal, a: dict[str, Any], progress: Progress | None) -> dict[str, Any]:

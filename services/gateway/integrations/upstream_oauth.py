@@ -17,10 +17,10 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from services.gateway.accounts import token_hash
-from services.gateway.integrations import Integrations
-from services.gateway.oauth import pages
-from services.gateway.principals import Principal, client_ip
+from services.gateway.identity.oauth import pages
+from services.gateway.identity.principals import Principal, client_ip
+from services.gateway.identity.secrets_at_rest import token_hash
+from services.gateway.integrations.installs import Installs
 from shared.bus import Bus
 from shared.errors import AgentPortError, BadRequest
 from shared.events import Actor, new_id, utcnow
@@ -40,10 +40,10 @@ def code_context(org_id: str, integration_id: str, flow_id: str) -> str:
 class UpstreamSignIn:
     """Starts upstream sign-ins and completes them when the human comes back."""
 
-    def __init__(self, settings: GatewaySettings, bus: Bus, pool: asyncpg.Pool, integrations: Integrations) -> None:
+    def __init__(self, settings: GatewaySettings, bus: Bus, pool: asyncpg.Pool, installs: Installs) -> None:
         self.bus = bus
         self.pool = pool
-        self.integrations = integrations
+        self.installs = installs
         self.redirect_uri = settings.base_url.rstrip("/") + CALLBACK_PATH
         self.flow_seconds = settings.upstream_oauth_flow_seconds
         self.timeout = settings.install_wait_seconds
@@ -58,7 +58,7 @@ class UpstreamSignIn:
             raise BadRequest(f"{integration_id} does not support OAuth; install it with auth_method 'token'")
         if view.get("kind", "mcp") != "mcp" or not view.get("mcp_url"):
             raise BadRequest(f"{integration_id} has no remote MCP server to sign in to")
-        await check_url(view["mcp_url"], self.integrations.allow)
+        await check_url(view["mcp_url"], self.installs.allow)
         flow_id, state = new_id(), secrets.token_urlsafe(32)
         answer = await self.bus.request(
             "executor.oauth_begin",
@@ -150,14 +150,14 @@ class UpstreamSignIn:
 
     async def _complete(self, who: Principal, flow: asyncpg.Record, code: str, iss: str | None) -> dict[str, Any]:
         org_id, integration_id, flow_id = flow["org_id"], flow["integration_id"], flow["flow_id"]
-        sealed = seal(await self.integrations._executor_key(), code, code_context(org_id, integration_id, flow_id))
+        sealed = seal(await self.installs.executor_key(), code, code_context(org_id, integration_id, flow_id))
         await self.bus.request(
             "executor.oauth_complete",
             {"org_id": org_id, "integration_id": integration_id, "flow_id": flow_id, "sealed_code": sealed, "iss": iss},
             timeout=self.timeout,
         )
         log.info("upstream_oauth.connected", integration_id=integration_id, flow_id=flow_id)
-        return await self.integrations.complete_oauth(who, integration_id)
+        return await self.installs.complete_oauth(who, integration_id)
 
     async def _finish(self, flow_id: str, outcome: str) -> None:
         await self.pool.execute("UPDATE upstream_oauth_flows SET outcome=$2 WHERE flow_id=$1", flow_id, outcome)

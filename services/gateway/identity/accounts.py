@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -14,6 +13,7 @@ import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from services.gateway.identity.secrets_at_rest import token_hash
 from shared.bus import Bus
 from shared.errors import BadRequest, Conflict, NotFound, TooManyAttempts, Unauthenticated
 from shared.events import (
@@ -35,11 +35,6 @@ KEY_PREFIX = "ap_"
 SESSION_PREFIX = "aps_"
 LOCKOUT = timedelta(minutes=15)
 DEFAULT_ORG = "default"
-
-
-def token_hash(token: str) -> str:
-    """Keys and session tokens are stored only as this hash."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

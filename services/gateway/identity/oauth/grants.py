@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from services.gateway.principals import MANAGE, READ, Principal
+from services.gateway.identity.principals import MANAGE, READ, Principal
 from shared.bus import Bus
 from shared.errors import Forbidden, NotFound
 from shared.events import SYSTEM, Actor, OAuthGrantCreated, OAuthGrantRevoked, OAuthRevocationReason, new_id

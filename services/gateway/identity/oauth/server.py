@@ -24,11 +24,10 @@ from authlib.oauth2.rfc7591 import (
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from services.gateway.accounts import token_hash
-from services.gateway.oauth import redirect_uris, store
-from services.gateway.oauth.adapter import Bridge
-from services.gateway.oauth.grants import Grants
-from services.gateway.oauth.tokens import (
+from services.gateway.identity.oauth import redirect_uris, store
+from services.gateway.identity.oauth.adapter import Bridge
+from services.gateway.identity.oauth.grants import Grants
+from services.gateway.identity.oauth.tokens import (
     ACCESS_PREFIX,
     CLIENT_SECRET_PREFIX,
     CODE_PREFIX,
@@ -36,6 +35,7 @@ from services.gateway.oauth.tokens import (
     canonical_resource,
     new_secret,
 )
+from services.gateway.identity.secrets_at_rest import token_hash
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 GRANT_TYPES = ("authorization_code", "refresh_token")

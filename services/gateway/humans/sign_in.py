@@ -8,55 +8,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import unquote, urlencode
+from urllib.parse import urlencode
 
 import asyncpg
 from aiohttp import web
 
-from services.gateway.accounts import Accounts
-from services.gateway.invitations import Invitations
-from services.gateway.sessions import (
+from services.gateway.http import safe_next
+from services.gateway.identity.accounts import Accounts
+from services.gateway.identity.invitations import Invitations
+from services.gateway.identity.sessions import (
     SESSION_COOKIE,
     check_prelogin_request,
     check_session_request,
     clear_session_cookie,
     set_session_cookie,
 )
-from services.gateway.totp import TotpInvalid, TotpRequired, TwoFactor
+from services.gateway.identity.totp import TotpInvalid, TotpRequired, TwoFactor
 from shared.errors import AgentPortError, Conflict, NotFound, TooManyAttempts, Unauthenticated
 from shared.settings import GatewaySettings
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 REGISTER_LOCK = "agentport-first-user"
-
-
-HOME = "/"
-NEXT_MAX_LENGTH = 2000
-_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
-
-
-def safe_next(value: object) -> str:
-    """Where a browser goes after a form: a path on this site as given (trimmed), else the home page.
-
-    The one check for every return path (`next`). Browsers drop tabs and newlines from a Location and read a
-    backslash as a slash, so `/<tab>/evil` or `/<backslash>evil` would mean the host `evil`: the value must be
-    printable ASCII without backslashes, and its path, also once (or more) percent-decoded, must start with a
-    single `/` and hold no control character or backslash.
-    """
-    if not isinstance(value, str):
-        return HOME
-    value = value.strip()
-    if not value or len(value) > NEXT_MAX_LENGTH or not all("!" <= ch <= "~" for ch in value) or "\\" in value:
-        return HOME
-    path = re.split(r"[?#]", value, maxsplit=1)[0]
-    for _ in range(4):
-        if not path.startswith("/") or path.startswith("//") or _UNSAFE_IN_PATH.search(path):
-            return HOME
-        decoded = unquote(path)
-        if decoded == path:
-            return value
-        path = decoded
-    return HOME
 
 
 def _back(path: str, **params: str) -> web.HTTPSeeOther:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
-from services.gateway.accounts import KEY_PREFIX, token_hash
-from services.gateway.oauth.tokens import ACCESS_PREFIX, InvalidToken, verify_access_token
-from services.gateway.sessions import SESSION_COOKIE, check_session_request
+from services.gateway.http import Handler
+from services.gateway.identity.accounts import KEY_PREFIX
+from services.gateway.identity.oauth.tokens import ACCESS_PREFIX, InvalidToken, verify_access_token
+from services.gateway.identity.secrets_at_rest import token_hash
+from services.gateway.identity.sessions import SESSION_COOKIE, check_session_request
 from shared.errors import Forbidden, Unauthenticated
 from shared.events import Actor, Role
 from shared.runner import CTX_KEY
@@ -42,6 +44,10 @@ class Principal:
             raise Forbidden(f"your role ({self.role}) cannot {what}")
 
 
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+PUBLIC_PATHS = frozenset(
+    {"/health", "/ready", "/metrics", "/api/auth/token", "/api/auth/callback", "/api/invitations/accept"}
+)
 FORWARDED_IP = "X-AgentPort-Client-IP"
 PROXY_AUTH_HEADER = "X-AgentPort-Proxy-Secret"
 
@@ -137,3 +143,18 @@ async def _from_session(pool: asyncpg.Pool, token: str, request: web.Request) ->
         raise Unauthenticated("this token is not valid (unknown, expired or logged out)")
     actor = Actor(kind="user", id=row["user_id"], name=row["email"], user_id=row["user_id"])
     return Principal(org_id=row["org_id"], actor=actor, role=row["role"], client_ip=client_ip(request))
+
+
+@web.middleware
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the caller for /api and /mcp; the rest is public."""
+    path = request.path
+    if path in PUBLIC_PATHS or not (path.startswith("/api/") or path == "/mcp" or path.startswith("/mcp/")):
+        return await handler(request)
+    pool = request.app[CTX_KEY].pool
+    request[PRINCIPAL] = await authenticate(pool, request)
+    return await handler(request)
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]

@@ -16,10 +16,10 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from services.gateway.asgi import serve_asgi
-from services.gateway.metatools import TOOLS, TOOLS_BY_NAME, MetaTools, summary_text
-from services.gateway.principals import Principal
-from services.gateway.tool_notices import ToolNotices
+from services.gateway.agents.asgi import serve_asgi
+from services.gateway.agents.metatools import TOOLS, TOOLS_BY_NAME, MetaTools, summary_text
+from services.gateway.agents.tool_notices import ToolNotices
+from services.gateway.identity.principals import Principal
 from shared.errors import BadRequest
 
 PRINCIPAL_SCOPE_KEY = "agentport.principal"

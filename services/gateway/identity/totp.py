@@ -7,31 +7,25 @@ later time step, so an observed code cannot be replayed.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
 import secrets
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pyotp
 from cryptography.fernet import Fernet, InvalidToken
 
-from services.gateway.accounts import token_hash
-from services.gateway.principals import Principal
+from services.gateway.identity.principals import Principal
+from services.gateway.identity.secrets_at_rest import token_hash
 from shared.bus import Bus
 from shared.errors import BadRequest, Conflict, Forbidden, TooManyAttempts
 from shared.events import UserTotpDisabled, UserTotpEnabled
-from shared.settings import GatewaySettings
 
 ISSUER = "AgentPort"
 RECOVERY_CODES = 10
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
-KEY_FILE = "gateway-secret.key"
 
 
 class TotpRequired(Forbidden):
@@ -40,32 +34,6 @@ class TotpRequired(Forbidden):
 
 class TotpInvalid(Forbidden):
     code = "totp_invalid"
-
-
-def secret_box(settings: GatewaySettings) -> Fernet:
-    """The cipher for secrets at rest: from AGENTPORT_SECRET_KEY, else a key file made once in the data dir."""
-    if settings.secret_key is not None:
-        material = settings.secret_key.get_secret_value().encode()
-    else:
-        material = _key_file(settings.data_dir / KEY_FILE)
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(material).digest()))
-
-
-def _key_file(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # Another replica may be writing it right now.
-            data = path.read_bytes().strip()
-            if data:
-                return data
-            time.sleep(0.02)
-        raise
-    key = secrets.token_urlsafe(48).encode()
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key
 
 
 def new_recovery_codes() -> list[str]:

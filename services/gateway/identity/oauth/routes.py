@@ -11,13 +11,13 @@ import structlog
 from aiohttp import web
 from authlib.oauth2.rfc6749 import OAuth2Error
 
-from services.gateway.accounts import Accounts
-from services.gateway.http import principal
-from services.gateway.oauth import store
-from services.gateway.oauth.adapter import CORS, Bridge, json_request, oauth_request, to_response
-from services.gateway.oauth.consent import Consent
-from services.gateway.oauth.grants import Grants
-from services.gateway.oauth.server import AUTH_METHODS, GRANT_TYPES, GatewayAuthorizationServer, Lifetimes
+from services.gateway.identity.accounts import Accounts
+from services.gateway.identity.oauth import store
+from services.gateway.identity.oauth.adapter import CORS, Bridge, json_request, oauth_request, to_response
+from services.gateway.identity.oauth.consent import Consent
+from services.gateway.identity.oauth.grants import Grants
+from services.gateway.identity.oauth.server import AUTH_METHODS, GRANT_TYPES, GatewayAuthorizationServer, Lifetimes
+from services.gateway.identity.principals import principal
 from shared.bus import Bus
 from shared.settings import GatewaySettings
 

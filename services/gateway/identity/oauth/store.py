@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin
 
-from services.gateway.accounts import token_hash
-from services.gateway.oauth import redirect_uris
+from services.gateway.identity.oauth import redirect_uris
+from services.gateway.identity.secrets_at_rest import token_hash
 from shared.events import utcnow
 
 

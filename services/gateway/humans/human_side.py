@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from services.gateway.accounts import Accounts
-from services.gateway.invitations import Invitations
-from services.gateway.people_api import PeopleApi
-from services.gateway.sign_in import SignIn
-from services.gateway.totp import TwoFactor, secret_box
-from services.gateway.ui_proxy import UiProxy, shared_secret
+from services.gateway.humans.people_api import PeopleApi
+from services.gateway.humans.sign_in import SignIn
+from services.gateway.humans.ui_proxy import UiProxy, shared_secret
+from services.gateway.identity.accounts import Accounts
+from services.gateway.identity.invitations import Invitations
+from services.gateway.identity.secrets_at_rest import secret_box
+from services.gateway.identity.totp import TwoFactor
 from shared.runner import ServiceContext
 from shared.settings import GatewaySettings
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway.accounts import NewKey
+from services.gateway.identity.accounts import NewKey
 
 
 def listed(items: list[dict[str, Any]]) -> web.Response:

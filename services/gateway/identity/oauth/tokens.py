@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from services.gateway.accounts import token_hash
+from services.gateway.identity.secrets_at_rest import token_hash
 from shared.errors import Unauthenticated
 from shared.events import Actor, utcnow
 

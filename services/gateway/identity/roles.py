@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from services.gateway.principals import DECIDE, MANAGE, READ, Principal
+from services.gateway.identity.principals import DECIDE, MANAGE, READ, Principal
 from shared.errors import Forbidden
 from shared.events import Role
 

@@ -6,16 +6,16 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway import query
-from services.gateway.accounts import Accounts
-from services.gateway.calls import MAX_IDEMPOTENCY_KEY, Calls, Channel
-from services.gateway.decisions import send_decision
-from services.gateway.http import agreed, json_body, principal, str_field
-from services.gateway.integrations import Integrations
-from services.gateway.principals import DECIDE, MANAGE, READ
-from services.gateway.rest_views import created_key_view, listed, paged, setting_view, tool_view
-from services.gateway.roles import require_manager_if_human
-from services.gateway.totp import TwoFactor
+from services.gateway.agents.calls import MAX_IDEMPOTENCY_KEY, Calls, Channel
+from services.gateway.api import query
+from services.gateway.api.rest_views import created_key_view, listed, paged, setting_view, tool_view
+from services.gateway.http import agreed, json_body, str_field
+from services.gateway.humans.decisions import send_decision
+from services.gateway.identity.accounts import Accounts
+from services.gateway.identity.principals import DECIDE, MANAGE, READ, principal
+from services.gateway.identity.roles import require_manager_if_human
+from services.gateway.identity.totp import TwoFactor
+from services.gateway.integrations.wiring import Integrations
 from shared.bus import Bus
 from shared.errors import BadRequest
 from shared.events import AuthSpec, OrgSettingsUpdated
@@ -135,12 +135,16 @@ class RestApi:
     async def catalog(self, request: web.Request) -> web.Response:
         who = principal(request)
         return listed(
-            await self.integrations.available(who.org_id, query.text(request, "type"), query.text(request, "query"))
+            await self.integrations.directory.available(
+                who.org_id, query.text(request, "type"), query.text(request, "query")
+            )
         )
 
     async def integration(self, request: web.Request) -> web.Response:
         who = principal(request)
-        return web.json_response(await self.integrations.get(who.org_id, request.match_info["integration_id"]))
+        return web.json_response(
+            await self.integrations.directory.get(who.org_id, request.match_info["integration_id"])
+        )
 
     async def custom_mcp(self, request: web.Request) -> web.Response:
         who = principal(request)
@@ -153,7 +157,7 @@ class RestApi:
             auth = AuthSpec.model_validate(auth_raw)
         except ValueError as exc:
             raise BadRequest("auth.type must be none, bearer or header (with header_name)") from exc
-        view = await self.integrations.define_custom(
+        view = await self.integrations.custom.define_mcp(
             who,
             str_field(body, "name") or "",
             str_field(body, "url") or "",
@@ -167,32 +171,32 @@ class RestApi:
         """Define an HTTP API from its OpenAPI document (inline JSON/YAML or `document_url`)."""
         who = principal(request)
         require_manager_if_human(who, "define integrations")
-        view = await self.integrations.define_custom_api(who, await json_body(request))
+        view = await self.integrations.custom.define_api(who, await json_body(request))
         return web.json_response(view, status=201)
 
     async def refresh_tools(self, request: web.Request) -> web.Response:
         """Read an installed integration's tools from the upstream now."""
         who = principal(request)
         require_manager_if_human(who, "refresh integrations")
-        refreshed = await self.integrations.refresh(who, request.match_info["integration_id"])
+        refreshed = await self.integrations.tools.refresh(who, request.match_info["integration_id"])
         return web.json_response({**refreshed, "tools": [tool_view(t) for t in refreshed["tools"]]})
 
     async def list_installed(self, request: web.Request) -> web.Response:
         who = principal(request)
-        return listed(await self.integrations.list_installed(who.org_id))
+        return listed(await self.integrations.installs.list_installed(who.org_id))
 
     async def installed_one(self, request: web.Request) -> web.Response:
         who = principal(request)
         integration_id = request.match_info["integration_id"]
-        installed = await self.integrations.installed_one(who.org_id, integration_id)
-        status = await self.integrations.auth_status(who.org_id, integration_id)
+        installed = await self.integrations.installs.installed_one(who.org_id, integration_id)
+        status = await self.integrations.installs.auth_status(who.org_id, integration_id)
         return web.json_response({**installed, **status})
 
     async def install(self, request: web.Request) -> web.Response:
         who = principal(request)
         require_manager_if_human(who, "install integrations")
         body = await json_body(request)
-        installed = await self.integrations.install(
+        installed = await self.integrations.installs.install(
             who,
             str_field(body, "integration_id") or "",
             str_field(body, "auth_method", required=False) or "none",
@@ -203,14 +207,14 @@ class RestApi:
     async def uninstall(self, request: web.Request) -> web.Response:
         who = principal(request)
         require_manager_if_human(who, "remove integrations")
-        await self.integrations.uninstall(who, request.match_info["integration_id"])
+        await self.integrations.installs.uninstall(who, request.match_info["integration_id"])
         return web.json_response({"status": "removed"})
 
     # --- tools and calls ---------------------------------------------------------------------
 
     async def tools(self, request: web.Request) -> web.Response:
         who = principal(request)
-        tools = await self.integrations.tools(
+        tools = await self.integrations.tools.list(
             who.org_id, query.text(request, "integration_id"), query.text(request, "query")
         )
         return listed([tool_view(t) for t in tools])
@@ -219,7 +223,7 @@ class RestApi:
         who = principal(request)
         m = request.match_info
         return web.json_response(
-            tool_view(await self.integrations.describe(who.org_id, m["integration_id"], m["tool_name"]))
+            tool_view(await self.integrations.tools.describe(who.org_id, m["integration_id"], m["tool_name"]))
         )
 
     async def call_tool(self, request: web.Request) -> web.Response:
@@ -250,8 +254,8 @@ class RestApi:
     async def tool_settings(self, request: web.Request) -> web.Response:
         who = principal(request)
         integration_id = request.match_info["integration_id"]
-        tools = await self.integrations.tools(who.org_id, integration_id, None)
-        changes = await self.integrations.changes(who.org_id, integration_id)
+        tools = await self.integrations.tools.list(who.org_id, integration_id, None)
+        changes = await self.integrations.tools.changes(who.org_id, integration_id)
         return listed([setting_view(t, changes.get((integration_id, t["name"]))) for t in tools])
 
     async def set_tool_mode(self, request: web.Request) -> web.Response:
@@ -266,7 +270,7 @@ class RestApi:
                 await self.two_factor.require(who.actor.user_id, str_field(body, "totp_code", required=False))
 
         mode = str_field(body, "mode") or ""
-        tool = await self.integrations.set_mode(who, m["integration_id"], m["tool_name"], mode, second_factor)
+        tool = await self.integrations.tools.set_mode(who, m["integration_id"], m["tool_name"], mode, second_factor)
         return web.json_response({**tool_view(tool), "tool_name": tool["name"]})
 
     # --- approvals ---------------------------------------------------------------------------
@@ -288,7 +292,7 @@ class RestApi:
             "approvals.get", {"org_id": who.org_id, "request_id": request.match_info["request_id"]}
         )
         item["approval_url"] = self.calls.approval_url(item["id"])
-        changes = await self.integrations.changes(who.org_id, item["integration_id"], item["tool_name"])
+        changes = await self.integrations.tools.changes(who.org_id, item["integration_id"], item["tool_name"])
         item["tool_change"] = changes.get((item["integration_id"], item["tool_name"]))
         return web.json_response(item)
 

@@ -22,14 +22,14 @@ import structlog
 from aiohttp import web
 from authlib.oauth2.rfc6749 import OAuth2Error
 
-from services.gateway.accounts import Accounts
-from services.gateway.oauth import pages
-from services.gateway.oauth.adapter import Bridge, oauth_request, params_request
-from services.gateway.oauth.grants import Grants
-from services.gateway.oauth.server import GatewayAuthorizationServer
-from services.gateway.oauth.store import Client, GrantHolder
-from services.gateway.principals import MANAGE, Principal, authenticate, client_ip, session_human
-from services.gateway.sessions import check_same_origin
+from services.gateway.identity.accounts import Accounts
+from services.gateway.identity.oauth import pages
+from services.gateway.identity.oauth.adapter import Bridge, oauth_request, params_request
+from services.gateway.identity.oauth.grants import Grants
+from services.gateway.identity.oauth.server import GatewayAuthorizationServer
+from services.gateway.identity.oauth.store import Client, GrantHolder
+from services.gateway.identity.principals import MANAGE, Principal, authenticate, client_ip, session_human
+from services.gateway.identity.sessions import check_same_origin
 from shared.errors import AgentPortError, Unauthenticated
 from shared.events import Actor, canonical_json
 from shared.settings import GatewaySettings

@@ -8,9 +8,10 @@ from typing import Any
 
 import asyncpg
 
-from services.gateway.accounts import Accounts, token_hash
-from services.gateway.principals import Principal
-from services.gateway.roles import ROLES, check_invite
+from services.gateway.identity.accounts import Accounts
+from services.gateway.identity.principals import Principal
+from services.gateway.identity.roles import ROLES, check_invite
+from services.gateway.identity.secrets_at_rest import token_hash
 from shared.bus import Bus
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.events import Role, UserInvited, new_id, utcnow

@@ -13,7 +13,7 @@ from typing import Any
 import nats.errors
 import structlog
 
-from services.gateway.principals import Principal
+from services.gateway.identity.principals import Principal
 from shared.bus import Bus
 from shared.errors import Conflict, Unavailable
 
