@@ -297,8 +297,8 @@ class Bus:
     async def _repair(self, consumer: Consumer) -> None:
         """After failed fetches: re-create the stream and this consumer if the NATS store lost them."""
         with contextlib.suppress(Exception):
-            await self.check_stream()
-            await self._ensure_consumer(consumer)
+            if not await self.check_stream():  # a re-created stream has re-created every consumer already
+                await self._ensure_consumer(consumer)
 
     async def listen(self, event_types: Sequence[str], handler: EventHandler) -> Subscription:
         """Receive live events without a durable consumer (for in-process waiters); nothing is acked."""

@@ -194,6 +194,10 @@ class ExecutorHandlers:
         await self.bus.publish(recorded)
         self.log.info("call.finished", call_id=call_id, outcome=recorded.type)
 
+    async def _republish(self, recorded: dict[str, Any]) -> None:
+        """Publish again an outcome a claim holds (same event id, so stored once within the duplicate window)."""
+        await self.bus.publish(parse_event(_json(recorded)))
+
     def _never_sent(self, claim: asyncpg.Record) -> bool:
         """A claim of this process's with no outcome, for a call it never sent upstream: a claim whose answer
         PostgreSQL lost (the insert committed, the reply did not arrive). The call may still run, once."""
@@ -236,7 +240,7 @@ class ExecutorHandlers:
     async def _settle_existing(self, row: asyncpg.Record) -> None:
         """A call seen again: republish its outcome, wait for a live claimant, or end it as lost."""
         if row["outcome"] is not None:
-            await self.bus.publish(parse_event(_json(row["outcome"])))
+            await self._republish(row["outcome"])
             return
         claimant = row["claimed_by"]
         if claimant != self.executor_id and not await self._is_dead(claimant):
@@ -272,7 +276,7 @@ class ExecutorHandlers:
             if not rows:
                 break
             for row in rows:
-                await self.bus.publish(parse_event(_json(row["outcome"])))
+                await self._republish(row["outcome"])
             after, count = rows[-1]["call_id"], count + len(rows)
         self.log.warning("executor.outcomes_republished", count=count)
         return count
@@ -288,7 +292,7 @@ class ExecutorHandlers:
             return
         existing = await claims.claim(self.pool, call_id, org_id, self.executor_id)
         if existing is not None and existing["outcome"] is not None:
-            await self.bus.publish(parse_event(_json(existing["outcome"])))
+            await self._republish(existing["outcome"])
             return
         if existing is not None and not self._never_sent(existing):
             await self._finish(call_id, _unknown(call_id, org_id))
@@ -316,7 +320,7 @@ class ExecutorHandlers:
             if row is not None and row["org_id"] != org_id:
                 done[call_id] = "not_found"
             elif row is not None and row["outcome"] is not None:
-                await self.bus.publish(parse_event(_json(row["outcome"])))
+                await self._republish(row["outcome"])
                 done[call_id] = "republished"
             elif row is not None and (
                 row["claimed_by"] == self.executor_id or not await self._is_dead(row["claimed_by"])

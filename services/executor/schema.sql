@@ -72,3 +72,6 @@ CREATE TABLE IF NOT EXISTS stream_epochs (
     stream text PRIMARY KEY,
     created text NOT NULL
 );
+
+-- The heartbeat sweep looks for claims without an outcome every 2 s: only those, not every call ever claimed.
+CREATE INDEX IF NOT EXISTS claims_open ON claims (claimed_at) WHERE outcome IS NULL;
